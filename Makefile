@@ -1,0 +1,42 @@
+# The two commands a newcomer needs: `make run` and `make test` (see README).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+# Test workers (pytest-xdist); the browser and end-to-end suites are the slow part.
+TEST_WORKERS ?= auto
+
+.PHONY: run test lint messages clean-venv bench
+
+# Runtime and test requirements in one venv, reinstalled when either file changes.
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+var:
+	mkdir -p var
+
+run: $(VENV)/.installed var
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py demo_setup
+	$(PY) scripts/run.py
+
+test: $(VENV)/.installed
+	scripts/ensure-services.sh
+	scripts/ensure-debian-packages.sh
+	$(PY) -m ruff check .
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+
+lint: $(VENV)/.installed
+	$(PY) -m ruff check .
+
+# Extract marked strings into both catalogues and compile them; translate
+# the new Chinese entries in locale/zh_Hans/LC_MESSAGES/django.po.
+messages: $(VENV)/.installed
+	$(PY) manage.py makemessages -l zh_Hans -l en --no-obsolete --ignore=.venv --ignore=tests --ignore=var
+	$(PY) manage.py compilemessages --ignore=.venv
+
+clean-venv:
+	rm -rf $(VENV)

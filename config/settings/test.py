@@ -1,0 +1,26 @@
+"""pytest settings: real PostgreSQL and Redis on loopback, fast hashing."""
+import os
+
+os.environ.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/shop")
+os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
+
+from config.settings.base import *  # noqa: E402,F401,F403
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+# Tests that exercise a worker start one; the rest run tasks in-process and
+# see their failures.
+CELERY_TASK_ALWAYS_EAGER = True
+CELERY_TASK_EAGER_PROPAGATES = True
+# Plain-HTTP live servers in tests.
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False
+ALLOWED_HOSTS = ["*"]
+LANGUAGE_CODE = "en"
+# Serve static files from the app folders, as in development: live servers
+# in browser tests need CSS without a collectstatic step.
+WHITENOISE_AUTOREFRESH = True
+WHITENOISE_USE_FINDERS = True
+# The catalogue-completeness test extracts into a scratch copy.
+if os.environ.get("LOCALE_PATHS_OVERRIDE"):
+    LOCALE_PATHS = [os.environ["LOCALE_PATHS_OVERRIDE"]]

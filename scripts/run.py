@@ -1,0 +1,46 @@
+"""`make run`: the shop and its helpers side by side; Ctrl-C stops them all.
+
+Processes (honcho runs them and stops the whole group together):
+- web:     Django's development server on 127.0.0.1:8000
+- worker:  a Celery worker            } only when REDIS_URL is set; without it
+- beat:    Celery beat (the schedule)  } tasks run inside the web process
+Later capabilities add the sandbox gateway and the embedded janitor here.
+"""
+import os
+import shlex
+import sys
+from pathlib import Path
+
+from honcho.manager import Manager
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from config.env import env  # noqa: E402  (reads .env like the settings do)
+
+
+def processes() -> dict[str, list[str]]:
+    python = sys.executable
+    found = {
+        "web": [python, "manage.py", "runserver", os.environ.get("SHOP_ADDR", "127.0.0.1:8000")],
+    }
+    if env("REDIS_URL", default=""):
+        found["worker"] = [python, "-m", "celery", "-A", "config", "worker", "-l", "info", "--concurrency", "2"]
+        found["beat"] = [
+            python, "-m", "celery", "-A", "config", "beat", "-l", "info",
+            "--schedule", str(ROOT / "var" / "celerybeat-schedule"),
+        ]
+    return found
+
+
+def main() -> int:
+    manager = Manager()
+    environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    for name, argv in processes().items():
+        manager.add_process(name, shlex.join(argv), env=environment, cwd=str(ROOT))
+    manager.loop()
+    return manager.returncode or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,42 @@
+"""Who or what caused a state change, recorded on every event row."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from django.db import models
+from django.utils.translation import gettext_lazy as _
+
+if TYPE_CHECKING:
+    from django.contrib.auth.models import AbstractBaseUser
+
+
+class ActorKind(models.TextChoices):
+    SHOPPER = "shopper", _("Shopper")
+    STAFF = "staff", _("Staff")
+    GATEWAY = "gateway", _("Gateway")
+    SYSTEM = "system", _("System")
+
+
+@dataclass(frozen=True)
+class Actor:
+    kind: str
+    user: AbstractBaseUser | None = None
+    # The gateway code or the system job's name ("janitor", "checkout").
+    label: str = ""
+
+    @classmethod
+    def shopper(cls, user: AbstractBaseUser) -> Actor:
+        return cls(ActorKind.SHOPPER, user=user)
+
+    @classmethod
+    def staff(cls, user: AbstractBaseUser) -> Actor:
+        return cls(ActorKind.STAFF, user=user)
+
+    @classmethod
+    def gateway(cls, code: str) -> Actor:
+        return cls(ActorKind.GATEWAY, label=code)
+
+    @classmethod
+    def system(cls, job: str) -> Actor:
+        return cls(ActorKind.SYSTEM, label=job)
