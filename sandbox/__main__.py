@@ -1,0 +1,111 @@
+"""Command line of the sandbox gateway.
+
+    python -m sandbox serve [--host H] [--port P] [--keys-dir DIR] [--db PATH]
+                            [--time-scale F] [--ready-file PATH]
+    python -m sandbox keys [--keys-dir DIR]
+
+`serve` creates the schema, generates missing keys, starts the notification
+dispatcher thread and serves threaded WSGI (no autoreloader). `--port 0`
+binds any free port; the address is printed and, with --ready-file, written
+to that file once the socket is bound. Defaults come from SANDBOX_HOST,
+SANDBOX_PORT, SANDBOX_KEYS_DIR, SANDBOX_DB_PATH and SANDBOX_TIME_SCALE.
+`keys` only generates missing keys; it never overwrites one.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+from pathlib import Path
+
+from sandbox import config
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m sandbox", description="The sandbox payment gateway.")
+    commands = parser.add_subparsers(dest="command", required=True)
+    keys_dir_default = os.environ.get("SANDBOX_KEYS_DIR") or str(config.DEFAULT_KEYS_DIR)
+
+    serve = commands.add_parser("serve", help="run the gateway")
+    serve.add_argument("--host", default=os.environ.get("SANDBOX_HOST") or config.DEFAULT_HOST)
+    serve.add_argument("--port", type=int, default=int(os.environ.get("SANDBOX_PORT") or config.DEFAULT_PORT))
+    serve.add_argument("--keys-dir", default=keys_dir_default)
+    serve.add_argument("--db", default=os.environ.get("SANDBOX_DB_PATH") or str(config.DEFAULT_DB_PATH))
+    serve.add_argument(
+        "--time-scale",
+        type=float,
+        default=float(os.environ.get("SANDBOX_TIME_SCALE") or config.DEFAULT_TIME_SCALE),
+        help="multiply every provider delay by this (e.g. 0.001 in tests)",
+    )
+    serve.add_argument("--ready-file", help="write the base URL here once the socket is bound")
+
+    keys = commands.add_parser("keys", help="generate missing keys")
+    keys.add_argument("--keys-dir", default=keys_dir_default)
+    return parser
+
+
+def _keys(keys_dir: Path) -> None:
+    from sandbox.keys import keys_ensure
+
+    for path in keys_ensure(keys_dir):
+        print(f"generated {path}")
+    print(f"sandbox keys ready in {keys_dir}")
+
+
+def _write_ready_file(path: Path, base_url: str) -> None:
+    # Rename into place: the waiting side never reads half a URL.
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text(base_url + "\n")
+    temporary.replace(path)
+
+
+def _serve(args: argparse.Namespace) -> None:
+    if args.time_scale <= 0:
+        raise SystemExit("--time-scale must be > 0")
+    keys_dir = Path(args.keys_dir).resolve()
+    db_path = Path(args.db).resolve()
+    db_path.parent.mkdir(parents=True, exist_ok=True)
+    # The sandbox is its own Django project, whatever the shell exported.
+    os.environ["DJANGO_SETTINGS_MODULE"] = "sandbox.settings"
+    os.environ["SANDBOX_KEYS_DIR"] = str(keys_dir)
+    os.environ["SANDBOX_DB_PATH"] = str(db_path)
+    os.environ["SANDBOX_TIME_SCALE"] = repr(args.time_scale)
+
+    import django
+    from django.core.management import call_command
+
+    django.setup()
+    call_command("migrate", interactive=False, verbosity=0)
+    _keys(keys_dir)
+
+    from sandbox.notifications import dispatcher_start
+    from sandbox.server import serve
+
+    dispatcher_start()
+
+    def announce(host: str, port: int) -> None:
+        shown_host = f"[{host}]" if ":" in host else host
+        base_url = f"http://{shown_host}:{port}"
+        print(f"sandbox gateway serving {base_url} (db {db_path}, time scale {args.time_scale})", flush=True)
+        if args.ready_file:
+            _write_ready_file(Path(args.ready_file), base_url)
+
+    # Stop cleanly on SIGTERM as on Ctrl-C.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    try:
+        serve(args.host, args.port, on_bind=announce)
+    except KeyboardInterrupt:
+        pass
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    if args.command == "keys":
+        _keys(Path(args.keys_dir).resolve())
+    else:
+        _serve(args)
+
+
+if __name__ == "__main__":
+    main()

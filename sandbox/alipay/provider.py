@@ -1,0 +1,46 @@
+"""The Alipay provider as the core sees it: its notification format and the
+fault targets of its calls (README.md lists them with examples).
+
+Calls: `error` answers a chosen code/sub_code without doing the work;
+`timeout` sleeps `seconds`, then answers 20000 isp.unknow-error, work not
+done. For refunds also `crash_after` (refund done, then the connection is
+dropped, or the answer delayed by `seconds`) and `processing` (refund
+accepted with fund_change=N and left unsettled for `queries` refund
+queries). `alipay.bill_content` rules stand until cleared and alter bills.
+"""
+from __future__ import annotations
+
+from sandbox.alipay.notifications import AlipayNotificationFormat
+from sandbox.faults import (
+    bill_line_rule,
+    error_param,
+    optional_seconds_param,
+    queries_param,
+    seconds_param,
+)
+from sandbox.providers import ParamsCheck, Provider
+
+
+def _call_modes(**extra: ParamsCheck) -> dict[str, ParamsCheck]:
+    return {"error": error_param("20000", "isp.unknow-error"), "timeout": seconds_param, **extra}
+
+
+ALIPAY = Provider(
+    code="alipay",
+    notification_format=AlipayNotificationFormat(),
+    call_faults={
+        "alipay.precreate": _call_modes(),
+        "alipay.query": _call_modes(),
+        "alipay.close": _call_modes(),
+        "alipay.refund": _call_modes(crash_after=optional_seconds_param, processing=queries_param),
+        "alipay.refund_query": _call_modes(),
+        "alipay.bill": _call_modes(),
+        "alipay.bill_content": {
+            "omit": bill_line_rule(needs_trade=True),
+            "duplicate": bill_line_rule(needs_trade=True),
+            "alter_amount": bill_line_rule(needs_trade=True, amount_field="delta_minor"),
+            "extra_line": bill_line_rule(needs_trade=False, amount_field="amount_minor"),
+        },
+    },
+    standing_targets=frozenset({"alipay.bill_content"}),
+)

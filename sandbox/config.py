@@ -1,0 +1,43 @@
+"""Fixed identities of the sandbox's merchants and buyer, and start-up defaults.
+
+The shop's settings default to the same identities (CONTRACT.md), so a fresh
+clone pays against the sandbox with no configuration. Values that tests may
+change while the sandbox runs live in `sandbox.runtime` instead.
+"""
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8001
+DEFAULT_KEYS_DIR = REPO_ROOT / "var" / "sandbox-keys"
+DEFAULT_DB_PATH = REPO_ROOT / "var" / "sandbox" / "sandbox.sqlite3"
+DEFAULT_TIME_SCALE = 1.0
+
+# -- Alipay -------------------------------------------------------------------
+# The merchant application (app_id) and the account (PID) that receives the
+# money. Requests naming another app_id get isv.invalid-app-id.
+ALIPAY_APP_ID = "2021000149600001"
+ALIPAY_SELLER_ID = "2088721000000001"
+ALIPAY_SELLER_EMAIL = "merchant@sandbox.alipay.test"
+# The one buyer who pays every sandbox trade; logon ids are masked on the wire.
+ALIPAY_BUYER_ID = "2088102177846875"
+ALIPAY_BUYER_LOGON_ID = "san***@sandbox.alipay.test"
+
+# -- WeChat Pay (API v3, direct merchant, public-key mode) -------------------
+# The merchant (mchid) and its app (appid); requests naming another mchid in
+# the Authorization header fail with SIGN_ERROR (the sandbox holds no key
+# for it), another appid with APPID_MCHID_NOT_MATCH.
+WECHATPAY_MCHID = "1900000001"
+WECHATPAY_APPID = "wx8888888888888888"
+# Serial of the merchant API certificate: `serial_no` in Authorization.
+WECHATPAY_MERCHANT_SERIAL_NO = "3775B6A45ACD588826D15E583A95F5DD00000001"
+# The id of the "WeChat Pay public key" (platform_public_key.pem): every
+# answer and notification says `Wechatpay-Serial: <this>`.
+WECHATPAY_PUBLIC_KEY_ID = "PUB_KEY_ID_0119000000002025112200000000000001"
+# The APIv3 key (32 ASCII bytes) that encrypts notification resources. A
+# published throwaway value, like the sandbox keys.
+WECHATPAY_API_V3_KEY = "SandboxApiV3KeyNotASecret0000001"
+# The one payer of every sandbox trade.
+WECHATPAY_PAYER_OPENID = "oSandboxPayer0000000000000001"
+WECHATPAY_BANK_TYPE = "OTHERS"

@@ -1,0 +1,93 @@
+"""`python -m sandbox keys` and `serve`: the key layout the shop relies on, and start-up."""
+import subprocess
+import sys
+
+import pytest
+import requests
+from cryptography.hazmat.primitives import serialization
+
+from tests.sandbox.alipay_client import AlipayTestClient
+from tests.sandbox_process import REPO_ROOT, SandboxProcess
+
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("sandbox")]
+
+KEY_FILES = ["app_private_key.pem", "app_public_key.pem", "alipay_private_key.pem", "alipay_public_key.pem"]
+WECHATPAY_KEY_FILES = [
+    "merchant_private_key.pem", "merchant_public_key.pem", "platform_private_key.pem", "platform_public_key.pem",
+]  # fmt: skip
+
+
+def run_keys(keys_dir) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "sandbox", "keys", "--keys-dir", str(keys_dir)],
+        cwd=REPO_ROOT, capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    return done.stdout
+
+
+def public_numbers(pem: bytes):
+    return serialization.load_pem_public_key(pem).public_numbers()
+
+
+def test_keys_are_generated_in_the_contract_layout_once(tmp_path):
+    keys_dir = tmp_path / "keys"
+
+    first_output = run_keys(keys_dir)
+    contents = {name: (keys_dir / "alipay" / name).read_bytes() for name in KEY_FILES}
+    second_output = run_keys(keys_dir)
+
+    assert sorted(path.name for path in (keys_dir / "alipay").iterdir()) == sorted(KEY_FILES)
+    assert sorted(path.name for path in keys_dir.iterdir()) == ["alipay", "wechatpay"]
+    generated = [line for line in first_output.splitlines() if line.startswith("generated ")]
+    assert len(generated) == 8
+    assert not [line for line in second_output.splitlines() if line.startswith("generated ")]
+    assert {name: (keys_dir / "alipay" / name).read_bytes() for name in KEY_FILES} == contents
+    assert contents["app_private_key.pem"].startswith(b"-----BEGIN PRIVATE KEY-----")
+    for owner in ("app", "alipay"):
+        private = serialization.load_pem_private_key(contents[f"{owner}_private_key.pem"], password=None)
+        assert private.key_size == 2048
+        assert private.public_key().public_numbers() == public_numbers(contents[f"{owner}_public_key.pem"])
+    assert public_numbers(contents["app_public_key.pem"]) != public_numbers(contents["alipay_public_key.pem"])
+
+
+def test_wechatpay_keys_are_generated_in_the_contract_layout_once(tmp_path):
+    keys_dir = tmp_path / "keys"
+
+    run_keys(keys_dir)
+    contents = {name: (keys_dir / "wechatpay" / name).read_bytes() for name in WECHATPAY_KEY_FILES}
+    run_keys(keys_dir)
+
+    assert sorted(path.name for path in (keys_dir / "wechatpay").iterdir()) == sorted(WECHATPAY_KEY_FILES)
+    assert {name: (keys_dir / "wechatpay" / name).read_bytes() for name in WECHATPAY_KEY_FILES} == contents
+    # The shop signs with the merchant key: PKCS#8, as apiclient_key.pem is.
+    assert contents["merchant_private_key.pem"].startswith(b"-----BEGIN PRIVATE KEY-----")
+    for owner in ("merchant", "platform"):
+        private = serialization.load_pem_private_key(contents[f"{owner}_private_key.pem"], password=None)
+        assert private.key_size == 2048
+        assert private.public_key().public_numbers() == public_numbers(contents[f"{owner}_public_key.pem"])
+    assert public_numbers(contents["merchant_public_key.pem"]) != public_numbers(contents["platform_public_key.pem"])
+
+
+def test_a_missing_public_key_is_derived_from_the_kept_private_key(tmp_path):
+    keys_dir = tmp_path / "keys"
+    run_keys(keys_dir)
+    public_path = keys_dir / "alipay" / "alipay_public_key.pem"
+    original = public_path.read_bytes()
+    public_path.unlink()
+
+    run_keys(keys_dir)
+
+    assert public_numbers(public_path.read_bytes()) == public_numbers(original)
+
+
+def test_a_second_sandbox_with_its_own_keys_and_clock(tmp_path):
+    """SandboxProcess picks a free port; the keys it serves with are the ones in its dir."""
+    with SandboxProcess(tmp_path, time_scale=0.5) as other:
+        assert other.base_url.startswith("http://127.0.0.1:")
+        assert not other.base_url.endswith((":8000", ":8001"))
+        assert other.control("GET", "settings")["time_scale"] == 0.5
+        client = AlipayTestClient(other.alipay_gateway_url, other.keys_dir)
+        assert client.call("alipay.trade.query", {"out_trade_no": "X"}).sub_code == "ACQ.TRADE_NOT_EXIST"
+        url = other.base_url
+    with pytest.raises(requests.ConnectionError):
+        requests.get(url + "/_control/health", timeout=2)
