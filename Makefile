@@ -21,6 +21,7 @@ var:
 run: $(VENV)/.installed var
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_setup
+	$(PY) -m sandbox keys
 	$(PY) scripts/run.py
 
 test: $(VENV)/.installed
@@ -35,7 +36,7 @@ lint: $(VENV)/.installed
 # Extract marked strings into both catalogues and compile them; translate
 # the new Chinese entries in locale/zh_Hans/LC_MESSAGES/django.po.
 messages: $(VENV)/.installed
-	$(PY) manage.py makemessages -l zh_Hans -l en --no-obsolete --ignore=.venv --ignore=tests --ignore=var
+	$(PY) manage.py makemessages -l zh_Hans -l en --no-obsolete --ignore=.venv --ignore=tests --ignore=var --ignore=sandbox
 	$(PY) manage.py compilemessages --ignore=.venv
 
 clean-venv:

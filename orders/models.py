@@ -37,6 +37,13 @@ ORDER_TRANSITIONS: dict[str, frozenset[str]] = {
 del S
 
 
+# Statuses in which a shopper may apply for a refund.
+REFUNDABLE_STATUSES = frozenset({
+    OrderStatus.PAID, OrderStatus.SHIPPED, OrderStatus.COMPLETED,
+    OrderStatus.REFUND_PENDING, OrderStatus.PARTIALLY_REFUNDED,
+})
+
+
 class Order(models.Model):
     order_no = models.CharField(_("order number"), max_length=32, unique=True)
     shopper = models.ForeignKey(
@@ -88,6 +95,11 @@ class Order(models.Model):
     @property
     def is_payable(self) -> bool:
         return self.status == OrderStatus.PENDING_PAYMENT
+
+    @property
+    def accepts_refund_applications(self) -> bool:
+        """Paid and not yet refunded in full (the refunds app checks the amounts)."""
+        return self.status in REFUNDABLE_STATUSES
 
 
 class OrderLine(models.Model):

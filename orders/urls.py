@@ -8,5 +8,4 @@ urlpatterns = [
     path("checkout/", views.checkout, name="checkout"),
     path("orders/", views.order_list, name="list"),
     path("orders/<str:order_no>/", views.order_detail, name="detail"),
-    path("orders/<str:order_no>/pay/", views.order_pay, name="pay"),
 ]

@@ -31,12 +31,12 @@ def checkout(request):
             except CheckoutAlreadyPlaced as exc:
                 # The same form came twice (double click, reload): the first
                 # order stands, and the shopper continues paying it.
-                return redirect("orders:pay", order_no=exc.order_no)
+                return redirect("payments:cashier", order_no=exc.order_no)
             except CheckoutError as exc:
                 form.add_error(None, exc.user_message)
             else:
                 cart.clear()
-                return redirect("orders:pay", order_no=order.order_no)
+                return redirect("payments:cashier", order_no=order.order_no)
         status = 400
     else:
         last = request.user.orders.order_by("-created_at").first()
@@ -78,11 +78,3 @@ def order_detail(request, order_no: str):
         "orders/order_detail.html",
         {"order": order, "lines": order.lines.all(), "events": order.events.all()},
     )
-
-
-@login_required
-def order_pay(request, order_no: str):
-    order = _shopper_order(request, order_no)
-    return render(request, "orders/cashier.html", {"order": order, "lines": order.lines.all()})
-
-

@@ -1,3 +1,5 @@
+import sys
+
 from django.apps import AppConfig
 from django.utils.translation import gettext_lazy as _
 
@@ -5,3 +7,13 @@ from django.utils.translation import gettext_lazy as _
 class PaymentsConfig(AppConfig):
     name = "payments"
     verbose_name = _("Payments")
+
+    def ready(self) -> None:
+        # Name every enabled gateway that cannot work, once, at start-up.
+        # Skipped for commands that never take payments (migrate, makemessages...).
+        if any(command in sys.argv for command in ("runserver", "run_janitor", "worker", "beat")) or (
+            "gunicorn" in sys.argv[0]
+        ):
+            from payments.gateways import warn_about_configuration
+
+            warn_about_configuration()

@@ -2,9 +2,11 @@
 
 Processes (honcho runs them and stops the whole group together):
 - web:     Django's development server on 127.0.0.1:8000
+- sandbox: the sandbox payment gateway on 127.0.0.1:8001 (its own process)
 - worker:  a Celery worker            } only when REDIS_URL is set; without it
-- beat:    Celery beat (the schedule)  } tasks run inside the web process
-Later capabilities add the sandbox gateway and the embedded janitor here.
+- beat:    Celery beat (the schedule)  } tasks run inside the web process, and
+- janitor: the periodic payment work (query stale attempts, close expired
+           orders) runs in a small loop instead of beat.
 """
 import os
 import shlex
@@ -23,6 +25,7 @@ def processes() -> dict[str, list[str]]:
     python = sys.executable
     found = {
         "web": [python, "manage.py", "runserver", os.environ.get("SHOP_ADDR", "127.0.0.1:8000")],
+        "sandbox": [python, "-m", "sandbox", "serve", "--port", os.environ.get("SANDBOX_PORT", "8001")],
     }
     if env("REDIS_URL", default=""):
         found["worker"] = [python, "-m", "celery", "-A", "config", "worker", "-l", "info", "--concurrency", "2"]
@@ -30,6 +33,8 @@ def processes() -> dict[str, list[str]]:
             python, "-m", "celery", "-A", "config", "beat", "-l", "info",
             "--schedule", str(ROOT / "var" / "celerybeat-schedule"),
         ]
+    else:
+        found["janitor"] = [python, "manage.py", "run_janitor", "--interval", "30"]
     return found
 
 

@@ -37,6 +37,8 @@ class DemoAccount:
 DEMO_ACCOUNTS = [
     DemoAccount("shopper", "shopper-demo-1", "shopper"),
     DemoAccount("service", "service-demo-1", "customer service", is_staff=True, group="Customer service"),
+    # A second reviewer, for refunds that need two approvals (maker-checker).
+    DemoAccount("service2", "service-demo-2", "customer service", is_staff=True, group="Customer service"),
     DemoAccount("finance", "finance-demo-1", "finance", is_staff=True, group="Finance"),
     DemoAccount("admin", "admin-demo-1", "administrator", is_staff=True, is_superuser=True),
 ]
@@ -44,8 +46,15 @@ DEMO_ACCOUNTS = [
 # Django permissions each staff group holds (app_label.codename). Later
 # capabilities extend these lists with their own permissions.
 GROUP_PERMISSIONS = {
-    "Customer service": ["orders.view_order", "orders.view_orderevent", "shop.view_product", "shop.view_sku"],
-    "Finance": ["orders.view_order", "orders.view_orderevent"],
+    "Customer service": [
+        "orders.view_order", "orders.view_orderevent", "shop.view_product", "shop.view_sku",
+        "payments.view_payment", "payments.view_gatewaynotification",
+        "refunds.view_refund", "refunds.review_refund", "refunds.view_invariantviolation",
+    ],
+    "Finance": [
+        "orders.view_order", "orders.view_orderevent", "payments.view_payment",
+        "payments.view_gatewaynotification", "refunds.view_refund", "refunds.view_invariantviolation",
+    ],
 }
 
 

@@ -1,5 +1,11 @@
+import copy
+import os
+import shutil
+
 import pytest
 
+from payments.gateways import get_gateway, reset_gateway_cache
+from tests.sandbox_process import SandboxProcess
 from tests.shop.factories import SkuFactory, UserFactory
 
 
@@ -20,6 +26,15 @@ def shopper_client(client, shopper):
 
 
 @pytest.fixture
+def fake_gateway():
+    """The in-memory gateway (payments/gateways/fake.py), fresh for the test."""
+    reset_gateway_cache()
+    gateway = get_gateway("fake")
+    yield gateway
+    reset_gateway_cache()
+
+
+@pytest.fixture
 def tea(db):
     return SkuFactory(code="TEA-1", price_minor=8800, stock=10, product__name="Tea")
 
@@ -27,3 +42,92 @@ def tea(db):
 @pytest.fixture
 def cup(db):
     return SkuFactory(code="CUP-1", price_minor=3990, stock=10, product__name="Cup")
+
+
+# -- the sandbox gateway, as its own process ---------------------------------
+
+
+@pytest.fixture(scope="session")
+def gateway_sandbox(tmp_path_factory):
+    """One sandbox process per test session (per xdist worker)."""
+    process = SandboxProcess(tmp_path_factory.mktemp("sandbox"), time_scale=0.001)
+    process.start()
+    yield process
+    process.stop()
+
+
+def sandbox_gateway_options(base: dict, sandbox: SandboxProcess) -> dict:
+    options = copy.deepcopy(base)
+    keys = sandbox.keys_dir
+    options["alipay"].update(
+        app_private_key_path=str(keys / "alipay" / "app_private_key.pem"),
+        alipay_public_key_path=str(keys / "alipay" / "alipay_public_key.pem"),
+        gateway_url=sandbox.url("/alipay/gateway.do"),
+    )
+    options["wechatpay"].update(
+        private_key_path=str(keys / "wechatpay" / "merchant_private_key.pem"),
+        public_key_path=str(keys / "wechatpay" / "platform_public_key.pem"),
+        api_base=sandbox.url("/wechatpay"),
+    )
+    return options
+
+
+@pytest.fixture
+def shop_sandbox(gateway_sandbox, live_server, settings):
+    """The sandbox, reset, with the live shop's gateways pointed at it.
+
+    Shop and sandbox then talk real HTTP with real signatures both ways:
+    calls from the shop, notifications from the sandbox to the live server.
+    """
+    gateway_sandbox.control("POST", "reset", {"settings": True})
+    settings.SITE_URL = live_server.url
+    settings.PAYMENT_GATEWAYS = ["alipay", "wechatpay"]
+    settings.GATEWAY_OPTIONS = sandbox_gateway_options(settings.GATEWAY_OPTIONS, gateway_sandbox)
+    reset_gateway_cache()
+    yield gateway_sandbox
+    # Stop re-sends so nothing reaches the live server after the test.
+    gateway_sandbox.control("POST", "reset")
+    reset_gateway_cache()
+
+
+# -- headless Chromium (Debian's package) driven by Playwright ----------------
+#
+# Playwright's own browser download does not work on these machines; `make
+# test` installs Debian's `chromium` and we point Playwright at it. One
+# Playwright per worker: a second sync_playwright() in the same thread fails.
+
+# Playwright's sync API runs an event loop in the test thread; the ORM calls
+# the tests make between browser steps are still synchronous and safe.
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-dev-shm-usage",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def chromium_path() -> str:
+    path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
+    if not os.path.exists(path):
+        raise RuntimeError(
+            f"Chromium not found at {path}: `make test` installs Debian's chromium package, "
+            "or set CHROMIUM_PATH."
+        )
+    return path
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()

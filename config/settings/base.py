@@ -4,6 +4,8 @@ Every value comes from the environment (or `.env`) through `config.env.env`.
 The variable names are part of the outside contract (docs/CONTRACT.md) and
 are all listed in `.env.example`.
 """
+from pathlib import Path
+
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
@@ -80,6 +82,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "shop.context_processors.cart_summary",
+                "refunds.context_processors.money_alarms",
             ],
         },
     },
@@ -227,3 +230,75 @@ SHOP_CURRENCY = "CNY"
 ORDER_PAYMENT_TIMEOUT_MINUTES = env.int("ORDER_PAYMENT_TIMEOUT_MINUTES", default=30)
 # The most of one SKU a shopper may put on one order line.
 CART_MAX_QUANTITY_PER_LINE = 99
+
+# ---------------------------------------------------------------------------
+# Payment gateways (docs/CONTRACT.md lists the variables)
+# ---------------------------------------------------------------------------
+# Enabled gateways, in the order the cashier shows them. One whose settings
+# are incomplete is not offered and is named in a warning at start-up.
+PAYMENT_GATEWAYS = env.list("PAYMENT_GATEWAYS", default=["alipay", "wechatpay", "unionpay"])
+GATEWAY_CLASSES = {
+    "alipay": "payments.gateways.alipay.AlipayGateway",
+    "wechatpay": "payments.gateways.wechatpay.WechatPayGateway",
+}
+
+# The sandbox gateway (`python -m sandbox`) and the keys it generates are the
+# default for every gateway, so a fresh clone pays end to end offline.
+SANDBOX_URL = env("SANDBOX_URL", default="http://127.0.0.1:8001").rstrip("/")
+SANDBOX_KEYS_DIR = Path(env("SANDBOX_KEYS_DIR", default=str(VAR_DIR / "sandbox-keys")))
+
+GATEWAY_HTTP_CONNECT_TIMEOUT = env.float("GATEWAY_HTTP_CONNECT_TIMEOUT", default=5.0)
+GATEWAY_HTTP_READ_TIMEOUT = env.float("GATEWAY_HTTP_READ_TIMEOUT", default=15.0)
+
+# The janitor asks the gateway about an open attempt this long after it was
+# created (a notification may have been lost), then backs off exponentially
+# up to the maximum interval.
+PAYMENT_QUERY_AFTER_SECONDS = env.int("PAYMENT_QUERY_AFTER_SECONDS", default=180)
+PAYMENT_QUERY_MAX_INTERVAL_SECONDS = env.int("PAYMENT_QUERY_MAX_INTERVAL_SECONDS", default=1800)
+
+# Refunds above this (fen) need a second approval by a different reviewer.
+REFUND_SECOND_APPROVAL_ABOVE_MINOR = env.int("REFUND_SECOND_APPROVAL_ABOVE_MINOR", default=100000)
+# Refunds the gateway is still processing are polled this long after
+# submission, then with exponential backoff up to the maximum interval; after
+# this many polls the poller gives up and raises an alarm for staff.
+REFUND_POLL_AFTER_SECONDS = env.int("REFUND_POLL_AFTER_SECONDS", default=60)
+REFUND_POLL_MAX_INTERVAL_SECONDS = env.int("REFUND_POLL_MAX_INTERVAL_SECONDS", default=3600)
+REFUND_POLL_GIVE_UP_AFTER = env.int("REFUND_POLL_GIVE_UP_AFTER", default=36)
+
+GATEWAY_OPTIONS = {
+    "alipay": {
+        "app_id": env("ALIPAY_APP_ID", default="2021000149600001"),
+        # The merchant PID (2088...) that must receive the money; checked on
+        # every notification when set.
+        "seller_id": env("ALIPAY_SELLER_ID", default="2088721000000001"),
+        "app_private_key_path": env(
+            "ALIPAY_APP_PRIVATE_KEY_PATH", default=str(SANDBOX_KEYS_DIR / "alipay" / "app_private_key.pem")
+        ),
+        "alipay_public_key_path": env(
+            "ALIPAY_PUBLIC_KEY_PATH", default=str(SANDBOX_KEYS_DIR / "alipay" / "alipay_public_key.pem")
+        ),
+        "gateway_url": env("ALIPAY_GATEWAY_URL", default=f"{SANDBOX_URL}/alipay/gateway.do"),
+        "connect_timeout": GATEWAY_HTTP_CONNECT_TIMEOUT,
+        "read_timeout": GATEWAY_HTTP_READ_TIMEOUT,
+    },
+}
+GATEWAY_OPTIONS["wechatpay"] = {
+    "mchid": env("WECHATPAY_MCHID", default="1900000001"),
+    "appid": env("WECHATPAY_APPID", default="wx8888888888888888"),
+    # The 32-byte APIv3 key decrypts notifications. The default is the
+    # sandbox's published throwaway value, never a real merchant's.
+    "api_v3_key": env("WECHATPAY_API_V3_KEY", default="SandboxApiV3KeyNotASecret0000001"),
+    "private_key_path": env(
+        "WECHATPAY_PRIVATE_KEY_PATH", default=str(SANDBOX_KEYS_DIR / "wechatpay" / "merchant_private_key.pem")
+    ),
+    "cert_serial_no": env("WECHATPAY_CERT_SERIAL_NO", default="3775B6A45ACD588826D15E583A95F5DD00000001"),
+    "public_key_path": env(
+        "WECHATPAY_PUBLIC_KEY_PATH", default=str(SANDBOX_KEYS_DIR / "wechatpay" / "platform_public_key.pem")
+    ),
+    "public_key_id": env("WECHATPAY_PUBLIC_KEY_ID", default="PUB_KEY_ID_0119000000002025112200000000000001"),
+    # Paths such as /v3/pay/transactions/native are appended; the signed
+    # path includes this base's own path (e.g. /wechatpay/v3/...).
+    "api_base": env("WECHATPAY_API_BASE", default=f"{SANDBOX_URL}/wechatpay"),
+    "connect_timeout": GATEWAY_HTTP_CONNECT_TIMEOUT,
+    "read_timeout": GATEWAY_HTTP_READ_TIMEOUT,
+}

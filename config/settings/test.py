@@ -24,3 +24,9 @@ WHITENOISE_USE_FINDERS = True
 # The catalogue-completeness test extracts into a scratch copy.
 if os.environ.get("LOCALE_PATHS_OVERRIDE"):
     LOCALE_PATHS = [os.environ["LOCALE_PATHS_OVERRIDE"]]
+
+# The in-memory gateway for unit tests of the payment services.
+GATEWAY_CLASSES = {**GATEWAY_CLASSES, "fake": "payments.gateways.fake.FakeGateway"}  # noqa: F405
+# Live-server request threads die after each request; a persistent
+# connection would outlive its thread and block dropping the test database.
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405

@@ -1,48 +1,5 @@
-"""Headless Chromium (Debian's package) driven by Playwright.
-
-Playwright's own browser download does not work on these machines; `make
-test` installs Debian's `chromium` and we point Playwright at it.
-"""
-import os
-import shutil
-
+"""Shop pages in the shared headless Chromium (the `browser` fixture of tests/conftest.py)."""
 import pytest
-
-# Playwright's sync API runs an event loop in the test thread; the ORM calls
-# the tests make between browser steps are still synchronous and safe.
-os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-
-CHROMIUM_ARGS = [
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-dev-shm-usage",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-def chromium_path() -> str:
-    path = os.environ.get("CHROMIUM_PATH") or shutil.which("chromium") or "/usr/bin/chromium"
-    if not os.path.exists(path):
-        raise RuntimeError(
-            f"Chromium not found at {path}: `make test` installs Debian's chromium package, "
-            "or set CHROMIUM_PATH."
-        )
-    return path
-
-
-@pytest.fixture(scope="session")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
 
 
 @pytest.fixture
@@ -52,3 +9,27 @@ def page(browser):
     page = context.new_page()
     yield page
     context.close()
+
+
+@pytest.fixture
+def shopper_page(page, live_server, transactional_db):
+    """A page signed in as the demo shopper, with the demo catalogue in stock."""
+    from shop.demo import demo_setup
+    from tests.browser.test_checkout_flow import sign_in
+
+    demo_setup()
+    sign_in(page, live_server.url)
+    return page
+
+
+def check_out(page, base_url: str, sku: str, quantity: int = 1) -> None:
+    """From a product page to the cashier, as a shopper clicks."""
+    slug = {"NOTE-A5": "bamboo-notebook", "TEA-LJ-250": "longjing-tea", "CUP-WHITE": "ceramic-cup"}[sku]
+    page.goto(f"{base_url}/products/{slug}/")
+    page.get_by_test_id(f"quantity-{sku}").fill(str(quantity))
+    page.get_by_test_id(f"add-{sku}").click()
+    page.get_by_test_id("checkout").click()
+    page.fill("#id_consignee_name", "Han Meimei")
+    page.fill("#id_consignee_phone", "13900139000")
+    page.fill("#id_consignee_address", "88 Wensan Road, Hangzhou")
+    page.get_by_test_id("place-order").click()

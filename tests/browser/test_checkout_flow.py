@@ -9,7 +9,7 @@ from shop.demo import demo_setup
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def sign_in(page, base_url: str, username: str, password: str) -> None:
+def sign_in(page, base_url: str, username: str = "shopper", password: str = "shopper-demo-1") -> None:
     page.goto(f"{base_url}/accounts/login/")
     page.fill("#id_username", username)
     page.fill("#id_password", password)

@@ -37,7 +37,7 @@ def test_checkout_creates_order_reserves_stock_and_goes_to_cashier(shopper_clien
 
     order = Order.objects.get()
     assert response.status_code == 302
-    assert response.url == reverse("orders:pay", kwargs={"order_no": order.order_no})
+    assert response.url == reverse("payments:cashier", kwargs={"order_no": order.order_no})
     assert order.shopper == shopper
     assert order.status == OrderStatus.PENDING_PAYMENT
     assert order.total_minor == 2 * 8800 + 3990
@@ -137,7 +137,7 @@ def test_submitting_the_same_checkout_twice_keeps_one_order(shopper_client, tea)
     second = checkout(shopper_client, checkout_token=token)
 
     order = Order.objects.get()
-    assert first.url == second.url == reverse("orders:pay", kwargs={"order_no": order.order_no})
+    assert first.url == second.url == reverse("payments:cashier", kwargs={"order_no": order.order_no})
     assert stock(tea) == 9
 
 

@@ -5,7 +5,7 @@ from tests.orders.factories import place_order
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("page", ["orders:detail", "orders:pay"])
+@pytest.mark.parametrize("page", ["orders:detail", "payments:cashier"])
 def test_another_shoppers_order_is_not_found(client, shopper, other_shopper, page):
     order = place_order(shopper=other_shopper)
     client.force_login(shopper)

@@ -1,0 +1,86 @@
+from django.contrib import admin, messages
+from django.utils.html import format_html
+from django.utils.translation import gettext_lazy as _
+
+from payments.exceptions import AmountMismatch, GatewayError
+from payments.models import GatewayNotification, Payment, PaymentEvent
+from payments.services import notification_process, payment_sync
+from shop.actors import Actor
+
+
+class PaymentEventInline(admin.TabularInline):
+    model = PaymentEvent
+    extra = 0
+    can_delete = False
+    fields = ("created_at", "from_status", "to_status", "actor_kind", "actor_user", "actor_label",
+              "reason", "notification", "detail")
+    readonly_fields = fields
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Payment)
+class PaymentAdmin(admin.ModelAdmin):
+    list_display = ("out_trade_no", "order", "gateway", "method", "amount_minor", "status",
+                    "refund_required", "paid_at", "created_at")
+    list_filter = ("status", "gateway", "method", "refund_required", "created_at")
+    search_fields = ("out_trade_no", "order__order_no", "gateway_trade_no")
+    date_hierarchy = "created_at"
+    list_select_related = ("order",)
+    inlines = [PaymentEventInline]
+    actions = ["query_gateway"]
+    # Money and status change only through services.
+    readonly_fields = [field.name for field in Payment._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description=_("Ask the gateway for the current state"))
+    def query_gateway(self, request, queryset):
+        for payment in queryset:
+            try:
+                payment = payment_sync(payment_id=payment.pk, actor=Actor.staff(request.user))
+            except (GatewayError, AmountMismatch) as exc:
+                self.message_user(request, f"{payment.out_trade_no}: {exc}", messages.ERROR)
+            else:
+                self.message_user(request, f"{payment.out_trade_no}: {payment.status}", messages.SUCCESS)
+
+
+@admin.register(GatewayNotification)
+class GatewayNotificationAdmin(admin.ModelAdmin):
+    list_display = ("pk", "received_at", "gateway", "kind", "out_trade_no", "verified", "outcome",
+                    "process_count")
+    list_filter = ("gateway", "kind", "outcome", "verified", "received_at")
+    search_fields = ("out_trade_no", "dedupe_key", "payment__order__order_no")
+    date_hierarchy = "received_at"
+    actions = ["reprocess"]
+    readonly_fields = ("gateway", "kind", "received_at", "remote_addr", "headers", "raw_body", "verified",
+                       "dedupe_key", "out_trade_no", "payment", "outcome", "outcome_detail", "duplicate_of",
+                       "process_count", "processed_at")
+    exclude = ("body",)
+
+    @admin.display(description=_("raw body"))
+    def raw_body(self, obj: GatewayNotification) -> str:
+        return format_html("<pre style='white-space: pre-wrap'>{}</pre>", obj.body_text)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.action(description=_("Process again (safe: an applied notification is never applied twice)"))
+    def reprocess(self, request, queryset):
+        for notification in queryset:
+            try:
+                ack = notification_process(notification=notification)
+            except Exception as exc:  # shown to staff; the row records it too
+                self.message_user(request, f"#{notification.pk}: {exc!r}", messages.ERROR)
+                continue
+            notification.refresh_from_db()
+            self.message_user(request, f"#{notification.pk}: {notification.get_outcome_display()} "
+                                       f"(answer {ack.status})")

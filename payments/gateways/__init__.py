@@ -1,0 +1,90 @@
+"""Choose gateway adapters from settings: `get_gateway(code)`, `enabled_gateways()`.
+
+`PAYMENT_GATEWAYS` names the enabled codes in cashier order;
+`GATEWAY_CLASSES` maps a code to its adapter class and `GATEWAY_OPTIONS` to
+its options. Adapters are built lazily on first use, never at import, and
+rebuilt when a test overrides one of those settings.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+
+from django.conf import settings
+from django.core.signals import setting_changed
+from django.dispatch import receiver
+from django.utils.module_loading import import_string
+
+from payments.exceptions import GatewayNotConfigured
+from payments.gateways.base import Gateway
+
+logger = logging.getLogger(__name__)
+
+_cache: dict[str, Gateway] = {}
+_lock = threading.Lock()
+_SETTINGS = {"PAYMENT_GATEWAYS", "GATEWAY_CLASSES", "GATEWAY_OPTIONS"}
+
+
+def _gateway_class(code: str) -> type[Gateway] | None:
+    path = settings.GATEWAY_CLASSES.get(code)
+    return import_string(path) if path else None
+
+
+def configuration_problems() -> dict[str, list[str]]:
+    """For every enabled code, what stops it from working ({} when all are ready)."""
+    problems: dict[str, list[str]] = {}
+    for code in settings.PAYMENT_GATEWAYS:
+        cls = _gateway_class(code)
+        if cls is None:
+            problems[code] = ["no adapter for this gateway in this version"]
+            continue
+        found = cls.configuration_problems(settings.GATEWAY_OPTIONS.get(code, {}))
+        if found:
+            problems[code] = found
+    return problems
+
+
+def warn_about_configuration() -> None:
+    for code, found in configuration_problems().items():
+        logger.warning("payment gateway %s is not offered: %s", code, "; ".join(found))
+
+
+def get_gateway(code: str) -> Gateway:
+    """The configured adapter for `code`; GatewayNotConfigured when it cannot work."""
+    gateway = _cache.get(code)
+    if gateway is not None:
+        return gateway
+    with _lock:
+        if code in _cache:
+            return _cache[code]
+        cls = _gateway_class(code)
+        if cls is None:
+            raise GatewayNotConfigured(f"{code}: no adapter")
+        options = settings.GATEWAY_OPTIONS.get(code, {})
+        found = cls.configuration_problems(options)
+        if found:
+            raise GatewayNotConfigured(f"{code}: {'; '.join(found)}")
+        _cache[code] = cls(options)
+        return _cache[code]
+
+
+def enabled_gateways() -> list[Gateway]:
+    """The gateways a shopper may choose, in PAYMENT_GATEWAYS order."""
+    gateways = []
+    for code in settings.PAYMENT_GATEWAYS:
+        try:
+            gateways.append(get_gateway(code))
+        except GatewayNotConfigured:
+            continue
+    return gateways
+
+
+def reset_gateway_cache() -> None:
+    with _lock:
+        _cache.clear()
+
+
+@receiver(setting_changed)
+def _reset_on_setting_change(*, setting, **kwargs) -> None:
+    if setting in _SETTINGS:
+        reset_gateway_cache()

@@ -1,0 +1,320 @@
+"""The gateway interface: what every payment provider adapter implements.
+
+An adapter speaks one provider's wire protocol and nothing else. It takes
+and returns the frozen dataclasses below (amounts in integer minor units,
+aware datetimes), never Django models, and knows nothing of orders: the
+services in payments/ and refunds/ decide what a result means for an order.
+
+Every adapter:
+- signs what it sends and verifies what it receives before reading it;
+- sets a timeout on every HTTP call and turns transport failures, 5xx and
+  "system busy" answers into GatewayUnavailable (outcome unknown: retry the
+  same request or query), and business refusals into GatewayRejected;
+- converts money only at its edge (yuan strings for Alipay, fen for WeChat
+  Pay and UnionPay) and checks the conversion is exact.
+"""
+from __future__ import annotations
+
+import enum
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any, ClassVar
+
+import requests
+from django.utils import timezone
+
+
+class PayMethod(enum.StrEnum):
+    PAGE = "page"  # desktop browser goes to the provider's cashier page
+    WAP = "wap"  # mobile browser goes to the provider's mobile page (Alipay wap, WeChat H5)
+    QR = "qr"  # the shop shows a QR code that the shopper scans with the provider's app
+
+
+class ActionKind(enum.StrEnum):
+    REDIRECT = "redirect"  # send the browser to `url` (GET)
+    FORM = "form"  # POST `form_fields` to `url` from an auto-submitting form
+    QR = "qr"  # render `qr_content` as a QR code
+
+
+@dataclass(frozen=True)
+class PaymentRequest:
+    out_trade_no: str
+    amount_minor: int
+    currency: str
+    subject: str
+    method: PayMethod
+    notify_url: str
+    return_url: str
+    # The provider refuses payment after this (Alipay time_expire, WeChat
+    # time_expire, UnionPay payTimeout).
+    expires_at: datetime
+    quit_url: str = ""
+    client_ip: str = ""
+    description: str = ""
+
+
+@dataclass(frozen=True)
+class PaymentAction:
+    """How the shopper pays: what the cashier does next."""
+
+    kind: ActionKind
+    url: str = ""
+    form_fields: Mapping[str, str] = field(default_factory=dict)
+    qr_content: str = ""
+
+
+class TradeStatus(enum.StrEnum):
+    NOT_FOUND = "not_found"  # the provider has no such trade (yet): not paid so far
+    PENDING = "pending"  # exists, not paid yet
+    SUCCEEDED = "succeeded"  # paid (also when refunded since, in part or in full)
+    CLOSED = "closed"  # closed unpaid (timeout, close call)
+    FAILED = "failed"  # payment failed for good
+
+
+@dataclass(frozen=True)
+class TradeState:
+    """A verified answer to "what is the state of this trade?"."""
+
+    out_trade_no: str
+    status: TradeStatus
+    gateway_trade_no: str = ""
+    # The order amount the provider holds, when it says.
+    amount_minor: int | None = None
+    paid_at: datetime | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+class CloseOutcome(enum.StrEnum):
+    CLOSED = "closed"  # closed now, or already closed
+    NOT_FOUND = "not_found"  # never created at the provider: nothing to close
+    ALREADY_PAID = "already_paid"  # too late: query it and apply the payment
+
+
+@dataclass(frozen=True)
+class RawNotification:
+    """An incoming HTTP notification exactly as received."""
+
+    body: bytes
+    headers: Mapping[str, str]
+    received_at: datetime
+    content_type: str = ""
+    remote_addr: str = ""
+
+    def header(self, name: str) -> str:
+        """Case-insensitive header lookup; "" when absent."""
+        lowered = name.lower()
+        for key, value in self.headers.items():
+            if key.lower() == lowered:
+                return value
+        return ""
+
+
+@dataclass(frozen=True)
+class PaymentNotification:
+    """A verified payment notification, already checked to be for our merchant."""
+
+    out_trade_no: str
+    status: TradeStatus
+    amount_minor: int
+    gateway_trade_no: str
+    # Same for every re-send of the same notification (Alipay notify_id,
+    # WeChat Pay notification id); unique per provider in the inbox.
+    dedupe_key: str
+    paid_at: datetime | None = None
+    # Alipay sends payment notifications again after refunds, carrying the
+    # cumulative refunded amount and the refund's request number.
+    refunded_minor: int | None = None
+    out_refund_no: str = ""
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+class RefundStatus(enum.StrEnum):
+    NOT_FOUND = "not_found"  # the provider has no refund under that number
+    PROCESSING = "processing"
+    SUCCEEDED = "succeeded"
+    CLOSED = "closed"  # failed for good; a new refund needs a new number
+    ABNORMAL = "abnormal"  # money could not go back by the original route: staff
+
+
+@dataclass(frozen=True)
+class RefundRequest:
+    out_trade_no: str
+    out_refund_no: str
+    amount_minor: int
+    # The payment's own amount (WeChat Pay requires it with every refund).
+    total_minor: int
+    currency: str
+    reason: str = ""
+    notify_url: str = ""
+    gateway_trade_no: str = ""
+
+
+@dataclass(frozen=True)
+class RefundState:
+    out_refund_no: str
+    status: RefundStatus
+    amount_minor: int | None = None
+    gateway_refund_id: str = ""
+    refunded_at: datetime | None = None
+    message: str = ""
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class RefundNotification:
+    """A verified refund notification, already checked to be for our merchant."""
+
+    out_trade_no: str
+    out_refund_no: str
+    status: RefundStatus
+    amount_minor: int
+    total_minor: int | None
+    gateway_refund_id: str
+    dedupe_key: str
+    refunded_at: datetime | None = None
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Acknowledgement:
+    """The exact HTTP answer a provider expects to a notification."""
+
+    status: int
+    body: bytes
+    content_type: str = "text/plain; charset=utf-8"
+
+
+@dataclass(frozen=True)
+class StatementFile:
+    """A provider's bill for one day, downloaded and integrity-checked."""
+
+    day: date
+    filename: str
+    content: bytes
+
+
+class StatementLineKind(enum.StrEnum):
+    PAYMENT = "payment"
+    REFUND = "refund"
+
+
+@dataclass(frozen=True)
+class StatementLine:
+    kind: StatementLineKind
+    out_trade_no: str
+    gateway_trade_no: str
+    # Always positive; `kind` says which way the money moved.
+    amount_minor: int
+    currency: str = "CNY"
+    out_refund_no: str = ""
+    gateway_refund_id: str = ""
+    fee_minor: int = 0
+    occurred_at: datetime | None = None
+    status: str = ""
+    raw: Mapping[str, Any] = field(default_factory=dict)
+
+
+DEFAULT_CONNECT_TIMEOUT = 5.0
+DEFAULT_READ_TIMEOUT = 15.0
+
+
+class Gateway(ABC):
+    """One payment provider. Subclasses live in payments/gateways/<code>.py."""
+
+    code: ClassVar[str]
+    display_name: ClassVar[str]
+    methods: ClassVar[frozenset[PayMethod]]
+    # Some providers refuse to close a trade this soon after creating it.
+    min_close_delay: ClassVar[timedelta] = timedelta(0)
+    # Option names (keys of the options mapping) that must be set.
+    required_options: ClassVar[tuple[str, ...]] = ()
+
+    def __init__(
+        self,
+        options: Mapping[str, Any],
+        *,
+        session: requests.Session | None = None,
+        clock: Callable[[], datetime] = timezone.now,
+    ) -> None:
+        self.options = options
+        self.session = session or requests.Session()
+        self.clock = clock
+        self.timeout = (
+            float(options.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)),
+            float(options.get("read_timeout", DEFAULT_READ_TIMEOUT)),
+        )
+
+    @classmethod
+    def configuration_problems(cls, options: Mapping[str, Any]) -> list[str]:
+        """What stops this gateway from working with these options ([] = ready).
+
+        The default checks that every required option is set; adapters add
+        checks such as "the key file exists and loads".
+        """
+        return [f"{name} is not set" for name in cls.required_options if not options.get(name)]
+
+    # -- paying ---------------------------------------------------------------
+
+    @abstractmethod
+    def start_payment(self, request: PaymentRequest) -> PaymentAction:
+        """Create the payment at the provider (or sign the redirect); say how to pay."""
+
+    @abstractmethod
+    def query_payment(self, out_trade_no: str) -> TradeState:
+        """Ask the provider for the trade's state. Never guesses: unknown raises."""
+
+    @abstractmethod
+    def close_payment(self, out_trade_no: str) -> CloseOutcome:
+        """Close an unpaid trade so that it can no longer be paid."""
+
+    def parse_return(self, params: Mapping[str, str]) -> str:
+        """Verify the browser's return parameters; return the out_trade_no.
+
+        The return proves nothing about payment: callers query before
+        believing anything. Raises InvalidNotification when forged.
+        """
+        raise NotImplementedError
+
+    # -- notifications --------------------------------------------------------
+
+    @abstractmethod
+    def parse_notification(self, raw: RawNotification) -> PaymentNotification:
+        """Verify (signature first), decode and check a payment notification.
+
+        Checks that it is addressed to our merchant/app. Freshness is judged
+        against `raw.received_at`, so a stored notification can be processed
+        again later. Raises InvalidNotification.
+        """
+
+    def parse_refund_notification(self, raw: RawNotification) -> RefundNotification:
+        raise NotImplementedError
+
+    @abstractmethod
+    def acknowledge(self) -> Acknowledgement:
+        """The answer that tells the provider "received, stop re-sending"."""
+
+    @abstractmethod
+    def reject(self, reason: str) -> Acknowledgement:
+        """The answer to a notification we could not accept (a 4xx): re-send it."""
+
+    # -- refunds --------------------------------------------------------------
+
+    @abstractmethod
+    def refund(self, request: RefundRequest) -> RefundState:
+        """Ask for a refund under `out_refund_no`; the same number never refunds twice."""
+
+    @abstractmethod
+    def query_refund(self, *, out_trade_no: str, out_refund_no: str) -> RefundState:
+        """Ask the provider for the refund's state."""
+
+    # -- statements -----------------------------------------------------------
+
+    def fetch_statement(self, day: date) -> StatementFile:
+        """Download (and integrity-check) the provider's bill for `day`."""
+        raise NotImplementedError
+
+    def parse_statement(self, statement: StatementFile) -> list[StatementLine]:
+        """Turn a downloaded bill into typed lines."""
+        raise NotImplementedError

@@ -1,0 +1,16 @@
+"""WeChat Pay API v3 (direct merchant): the adapter and its protocol pieces.
+
+`gateway.py` is the adapter, `client.py` the signed calls and their
+verification, `signing.py` keys, signatures and AES-GCM resources,
+`notifications.py` payment and refund notifications, `statements.py` the
+trade bill, `formats.py` fen, yuan and RFC 3339 times. The protocol is
+gateways-wechatpay.md §1-9, 11, 12 (API v2, §10, is not supported).
+"""
+from payments.gateways.wechatpay.gateway import WechatPayGateway
+from payments.gateways.wechatpay.statements import (
+    StatementFormatError,
+    StatementIntegrityError,
+    StatementTotalsMismatch,
+)
+
+__all__ = ["StatementFormatError", "StatementIntegrityError", "StatementTotalsMismatch", "WechatPayGateway"]

@@ -1,0 +1,187 @@
+import logging
+from datetime import timedelta
+
+import segno
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.safestring import mark_safe
+from django.utils.translation import gettext as _
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from orders.models import Order
+from payments.exceptions import AmountMismatch, GatewayError, GatewayNotConfigured, InvalidNotification
+from payments.forms import CashierForm, device_from_user_agent
+from payments.gateways import enabled_gateways, get_gateway
+from payments.gateways.base import ActionKind, PaymentAction, RawNotification
+from payments.models import Payment, PaymentStatus
+from payments.services import (
+    OrderNotPayable,
+    UnsupportedMethod,
+    payment_apply_notification,
+    payment_start,
+    payment_sync,
+    payment_sync_if_due,
+)
+from shop.actors import Actor
+
+logger = logging.getLogger(__name__)
+
+# How often pages that wait for a payment may ask the gateway.
+POLL_QUERY_INTERVAL = timedelta(seconds=3)
+# How long the "still confirming" page refreshes itself after the return.
+CONFIRMING_WINDOW = timedelta(minutes=2)
+
+
+def _shopper_payment(request, out_trade_no: str) -> Payment:
+    # Another shopper's payment is a 404: do not confirm it exists.
+    return get_object_or_404(
+        Payment.objects.select_related("order"), out_trade_no=out_trade_no, order__shopper=request.user
+    )
+
+
+@login_required
+def cashier(request, order_no: str):
+    order = get_object_or_404(Order, order_no=order_no, shopper=request.user)
+    gateways = enabled_gateways()
+    if request.method == "POST" and order.is_payable:
+        form = CashierForm(request.POST, gateways=gateways)
+        if form.is_valid():
+            try:
+                payment, action = payment_start(
+                    order_id=order.pk,
+                    gateway_code=form.cleaned_data["gateway_code"],
+                    method=form.cleaned_data["method"],
+                    actor=Actor.shopper(request.user),
+                    client_ip=request.META.get("REMOTE_ADDR", ""),
+                )
+            except OrderNotPayable:
+                # Paid in another tab, or timed out while the page was open.
+                messages.info(request, _("This order can no longer be paid."))
+                return redirect(order.get_absolute_url())
+            except (GatewayNotConfigured, UnsupportedMethod):
+                form.add_error("choice", _("This payment method is not available right now."))
+            except GatewayError:
+                # The attempt is recorded as failed; nothing was paid.
+                form.add_error(
+                    None, _("The payment service could not be reached. Please try again or choose another method.")
+                )
+            else:
+                return _follow(request, payment, action)
+    else:
+        form = CashierForm(
+            gateways=gateways,
+            initial={"device": device_from_user_agent(request.headers.get("User-Agent", ""))},
+        )
+    return render(
+        request,
+        "payments/cashier.html",
+        {"order": order, "lines": order.lines.all(), "form": form, "has_gateways": bool(gateways)},
+        status=400 if form.errors else 200,
+    )
+
+
+def _follow(request, payment: Payment, action: PaymentAction):
+    if action.kind == ActionKind.QR:
+        return redirect("payments:qr", out_trade_no=payment.out_trade_no)
+    if action.kind == ActionKind.FORM:
+        return render(request, "payments/redirect_form.html", {"payment": payment, "action": action})
+    return redirect(action.url)
+
+
+@login_required
+def qr_page(request, out_trade_no: str):
+    payment = _shopper_payment(request, out_trade_no)
+    if payment.status == PaymentStatus.SUCCEEDED or not payment.qr_content:
+        return redirect("payments:result", out_trade_no=out_trade_no)
+    svg = segno.make(payment.qr_content, error="m").svg_inline(scale=6, border=2)
+    return render(
+        request,
+        "payments/qr.html",
+        {"payment": payment, "order": payment.order, "qr_svg": mark_safe(svg)},
+    )
+
+
+@never_cache
+@login_required
+def payment_status(request, out_trade_no: str):
+    """Polled by the QR page; asks the gateway itself now and then."""
+    payment = _shopper_payment(request, out_trade_no)
+    if payment.is_open:
+        payment = payment_sync_if_due(
+            payment_id=payment.pk, actor=Actor.system("status-poll"), min_interval=POLL_QUERY_INTERVAL
+        )
+    order = Order.objects.get(pk=payment.order_id)
+    return JsonResponse(
+        {
+            "payment": payment.status,
+            "order": order.status,
+            "done": not payment.is_open,
+            "result_url": reverse("payments:result", kwargs={"out_trade_no": out_trade_no}),
+        }
+    )
+
+
+@never_cache
+def gateway_return(request, gateway: str):
+    """The browser's return from a gateway: verified, but never trusted alone."""
+    try:
+        adapter = get_gateway(gateway)
+        out_trade_no = adapter.parse_return(request.GET.dict())
+    except (GatewayNotConfigured, NotImplementedError) as exc:
+        raise Http404(gateway) from exc
+    except InvalidNotification as exc:
+        logger.warning("%s return rejected: %s", gateway, exc.reason)
+        return render(request, "payments/return_invalid.html", status=400)
+    payment = get_object_or_404(Payment, out_trade_no=out_trade_no, gateway=gateway)
+    Payment.objects.filter(pk=payment.pk, returned_at__isnull=True).update(returned_at=timezone.now())
+    if payment.is_open:
+        try:
+            payment_sync(payment_id=payment.pk, actor=Actor.system("return"))
+        except (GatewayError, AmountMismatch) as exc:
+            logger.warning("payment %s: query after return failed: %s", out_trade_no, exc)
+    return redirect("payments:result", out_trade_no=out_trade_no)
+
+
+@never_cache
+@login_required
+def payment_result(request, out_trade_no: str):
+    """The success, failure or still-confirming page, from the payment's real state."""
+    payment = _shopper_payment(request, out_trade_no)
+    if payment.is_open:
+        payment = payment_sync_if_due(
+            payment_id=payment.pk, actor=Actor.system("result-page"), min_interval=POLL_QUERY_INTERVAL
+        )
+    order = Order.objects.get(pk=payment.order_id)
+    context = {"payment": payment, "order": order}
+    if payment.status == PaymentStatus.SUCCEEDED:
+        return render(request, "payments/success.html", context)
+    if payment.status in (PaymentStatus.FAILED, PaymentStatus.CLOSED) or payment.gateway_status == "not_found":
+        return render(request, "payments/failure.html", context)
+    since = payment.returned_at or payment.created_at
+    context["refresh"] = timezone.now() - since < CONFIRMING_WINDOW
+    return render(request, "payments/confirming.html", context)
+
+
+@csrf_exempt
+@require_POST
+def gateway_notify(request, gateway: str):
+    """Asynchronous payment notifications. Bad input is a 4xx, never a 500."""
+    try:
+        get_gateway(gateway)
+    except GatewayNotConfigured as exc:
+        raise Http404(gateway) from exc
+    raw = RawNotification(
+        body=request.body,
+        headers=dict(request.headers),
+        received_at=timezone.now(),
+        content_type=request.content_type or "",
+        remote_addr=request.META.get("REMOTE_ADDR", ""),
+    )
+    ack = payment_apply_notification(gateway_code=gateway, raw=raw)
+    return HttpResponse(ack.body, status=ack.status, content_type=ack.content_type)

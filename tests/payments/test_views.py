@@ -1,0 +1,191 @@
+import hashlib
+import hmac
+
+import pytest
+from django.urls import reverse
+
+from orders.models import Order, OrderStatus
+from payments.gateways.fake import SECRET
+from payments.models import Payment, PaymentStatus
+from tests.orders.factories import place_order
+from tests.payments.factories import start_payment
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture(autouse=True)
+def only_fake_gateway(settings):
+    # Autouse fixtures run first, so `fake_gateway` is built after this change.
+    settings.PAYMENT_GATEWAYS = ["fake"]
+
+
+def cashier_url(order) -> str:
+    return reverse("payments:cashier", kwargs={"order_no": order.order_no})
+
+
+def test_cashier_offers_redirect_and_qr(shopper_client, shopper):
+    order = place_order(shopper=shopper)
+    page = shopper_client.get(cashier_url(order)).content.decode()
+    assert 'value="fake:redirect"' in page and 'value="fake:qr"' in page
+    assert order.total.format() in page
+
+
+def test_cashier_hides_a_gateway_that_is_not_configured(shopper_client, shopper, settings):
+    settings.PAYMENT_GATEWAYS = ["fake", "unionpay"]
+    page = shopper_client.get(cashier_url(place_order(shopper=shopper))).content.decode()
+    assert "unionpay" not in page
+
+
+def test_choosing_qr_shows_the_qr_page(shopper_client, shopper):
+    order = place_order(shopper=shopper)
+    response = shopper_client.post(cashier_url(order), {"choice": "fake:qr", "device": "desktop"})
+    payment = Payment.objects.get()
+    assert response.url == reverse("payments:qr", kwargs={"out_trade_no": payment.out_trade_no})
+    page = shopper_client.get(response.url).content.decode()
+    assert "<svg" in page and f'data-qr-content="fake://pay/{payment.out_trade_no}"' in page
+
+
+def test_choosing_redirect_goes_to_the_gateway(shopper_client, shopper):
+    order = place_order(shopper=shopper)
+    response = shopper_client.post(cashier_url(order), {"choice": "fake:redirect", "device": "desktop"})
+    payment = Payment.objects.get()
+    assert payment.method == "page"
+    assert response.url == f"https://fake.invalid/pay/{payment.out_trade_no}"
+
+
+def test_a_phone_gets_the_mobile_flavour(shopper_client, shopper):
+    order = place_order(shopper=shopper)
+    shopper_client.post(cashier_url(order), {"choice": "fake:redirect", "device": "mobile"})
+    assert Payment.objects.get().method == "wap"
+
+
+def test_the_device_defaults_from_the_user_agent(shopper_client, shopper):
+    order = place_order(shopper=shopper)
+    page = shopper_client.get(
+        cashier_url(order), HTTP_USER_AGENT="Mozilla/5.0 (iPhone; CPU iPhone OS 17_0) Mobile/15E148"
+    ).content.decode()
+    assert 'value="mobile" id="id_device_1" checked' in page.replace('required ', '')
+
+
+def test_an_unknown_choice_is_an_error_next_to_the_field(shopper_client, shopper):
+    order = place_order(shopper=shopper)
+    response = shopper_client.post(cashier_url(order), {"choice": "alipay:qr", "device": "desktop"})
+    assert response.status_code == 400
+    assert 'data-field="choice"' in response.content.decode()
+    assert not Payment.objects.exists()
+
+
+def test_a_paid_order_cannot_start_a_new_attempt(shopper_client, shopper):
+    order = place_order(shopper=shopper)
+    Order.objects.filter(pk=order.pk).update(status=OrderStatus.PAID)
+    response = shopper_client.post(cashier_url(order), {"choice": "fake:qr", "device": "desktop"})
+    assert 'data-testid="not-payable"' in response.content.decode()
+    assert not Payment.objects.exists()
+
+
+def test_gateway_failure_is_shown_and_nothing_is_paid(shopper_client, shopper, fake_gateway):
+    from payments.exceptions import GatewayUnavailable
+
+    fake_gateway.fail_next["start_payment"] = GatewayUnavailable("timeout")
+    order = place_order(shopper=shopper)
+    response = shopper_client.post(cashier_url(order), {"choice": "fake:qr", "device": "desktop"})
+    assert response.status_code == 400
+    assert "could not be reached" in response.content.decode()
+    assert Payment.objects.get().status == PaymentStatus.FAILED
+
+
+@pytest.mark.parametrize("page", ["payments:qr", "payments:status", "payments:result"])
+def test_another_shoppers_payment_pages_are_not_found(client, shopper, other_shopper, page):
+    payment, _ = start_payment(order=place_order(shopper=other_shopper))
+    client.force_login(shopper)
+    assert client.get(reverse(page, kwargs={"out_trade_no": payment.out_trade_no})).status_code == 404
+
+
+def test_status_reports_done_once_paid(shopper_client, shopper, fake_gateway):
+    payment, _ = start_payment(order=place_order(shopper=shopper))
+    url = reverse("payments:status", kwargs={"out_trade_no": payment.out_trade_no})
+    assert shopper_client.get(url).json()["done"] is False
+    fake_gateway.pay(payment.out_trade_no)
+    Payment.objects.filter(pk=payment.pk).update(last_queried_at=None)
+    data = shopper_client.get(url).json()
+    assert data == {"payment": "succeeded", "order": "paid", "done": True,
+                    "result_url": reverse("payments:result", kwargs={"out_trade_no": payment.out_trade_no})}
+
+
+def result_of(client, payment) -> str:
+    page = client.get(reverse("payments:result", kwargs={"out_trade_no": payment.out_trade_no})).content.decode()
+    return page.split('data-result="')[1].split('"')[0]
+
+
+def test_result_page_tells_the_truth(shopper_client, shopper, fake_gateway):
+    payment, _ = start_payment(order=place_order(shopper=shopper))
+    fake_gateway.trades.clear()
+    # The gateway has never seen the trade: the shopper did not pay.
+    assert result_of(shopper_client, payment) == "failure"
+
+    Payment.objects.filter(pk=payment.pk).update(gateway_status="pending", last_queried_at=None)
+    from payments.gateways.base import TradeState, TradeStatus
+
+    fake_gateway.trades[payment.out_trade_no] = TradeState(out_trade_no=payment.out_trade_no,
+                                                           status=TradeStatus.PENDING)
+    assert result_of(shopper_client, payment) == "confirming"
+
+    fake_gateway.pay(payment.out_trade_no)
+    Payment.objects.filter(pk=payment.pk).update(last_queried_at=None)
+    assert result_of(shopper_client, payment) == "success"
+
+
+def signed_return(out_trade_no: str, *, forged=False) -> dict:
+    key = b"other" if forged else SECRET
+    return {"out_trade_no": out_trade_no, "sig": hmac.new(key, out_trade_no.encode(), hashlib.sha256).hexdigest()}
+
+
+def test_return_confirms_by_query_before_showing_success(shopper_client, shopper, fake_gateway):
+    payment, _ = start_payment(order=place_order(shopper=shopper))
+    fake_gateway.pay(payment.out_trade_no)
+    response = shopper_client.get(reverse("payments:return", kwargs={"gateway": "fake"}),
+                                  signed_return(payment.out_trade_no))
+    assert response.url == reverse("payments:result", kwargs={"out_trade_no": payment.out_trade_no})
+    assert ("query_payment", payment.out_trade_no) in fake_gateway.calls
+    assert Payment.objects.get(pk=payment.pk).status == PaymentStatus.SUCCEEDED
+
+
+def test_return_parameters_alone_never_mark_paid(shopper_client, shopper):
+    payment, _ = start_payment(order=place_order(shopper=shopper))
+    shopper_client.get(reverse("payments:return", kwargs={"gateway": "fake"}), signed_return(payment.out_trade_no))
+    assert Payment.objects.get(pk=payment.pk).status == PaymentStatus.PENDING
+    assert result_of(shopper_client, payment) == "failure"
+
+
+def test_a_forged_return_is_refused(shopper_client, shopper):
+    payment, _ = start_payment(order=place_order(shopper=shopper))
+    response = shopper_client.get(reverse("payments:return", kwargs={"gateway": "fake"}),
+                                  signed_return(payment.out_trade_no, forged=True))
+    assert response.status_code == 400
+
+
+def notify_url(gateway="fake") -> str:
+    return reverse("payments:notify", kwargs={"gateway": gateway})
+
+
+def test_notify_answers_the_providers_acknowledgement(client, fake_gateway):
+    payment, _ = start_payment()
+    fake_gateway.pay(payment.out_trade_no)
+    raw = fake_gateway.notification(payment.out_trade_no)
+    response = client.post(notify_url(), raw.body, content_type="application/json",
+                           HTTP_X_FAKE_SIGNATURE=raw.header("X-Fake-Signature"))
+    assert (response.status_code, response.content) == (200, b"ok")
+    assert Payment.objects.get(pk=payment.pk).status == PaymentStatus.SUCCEEDED
+
+
+def test_notify_rejects_bad_input_with_a_4xx(client):
+    response = client.post(notify_url(), b"\xff\xfe garbage", content_type="application/octet-stream")
+    assert (response.status_code, response.content) == (400, b"fail")
+
+
+def test_notify_for_an_unknown_gateway_is_not_found(client):
+    assert client.post(notify_url("paypal"), b"x", content_type="text/plain").status_code == 404
+
+
+def test_notify_only_accepts_post(client):
+    assert client.get(notify_url()).status_code == 405
