@@ -1,0 +1,71 @@
+import uuid
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.utils.translation import gettext as _
+from django.views.decorators.csrf import csrf_exempt
+from django.views.decorators.http import require_POST
+
+from orders.models import Order
+from payments.exceptions import GatewayNotConfigured
+from payments.gateways import get_gateway
+from payments.gateways.base import RawNotification
+from refunds.exceptions import RefundError
+from refunds.forms import RefundApplicationForm
+from refunds.services import accepted_payment, refund_apply_notification, refund_request, refundable_minor
+
+
+@login_required
+def refund_apply(request, order_no: str):
+    # Another shopper's order is a 404: do not confirm it exists.
+    order = get_object_or_404(Order, order_no=order_no, shopper=request.user)
+    payment = accepted_payment(order)
+    available = refundable_minor(payment=payment) if payment else 0
+    if available <= 0:
+        messages.info(request, _("Nothing on this order can be refunded."))
+        return redirect(order.get_absolute_url())
+    if request.method == "POST":
+        form = RefundApplicationForm(request.POST, refundable_minor=available)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                refund_request(
+                    order_id=order.pk, shopper=request.user, amount_minor=data["amount"], reason=data["reason"],
+                    reason_text=data["reason_text"], application_token=data["token"],
+                )
+            except RefundError as exc:
+                form.add_error("amount", exc.user_message)
+            else:
+                messages.success(request, _("Your refund application was sent. We will email you the decision."))
+                return redirect(order.get_absolute_url())
+    else:
+        form = RefundApplicationForm(
+            refundable_minor=available, initial={"amount": f"{available // 100}.{available % 100:02d}",
+                                                 "token": uuid.uuid4()})
+    return render(request, "refunds/apply.html", {"order": order, "form": form, "refundable_minor": available},
+                  status=400 if form.errors else 200)
+
+
+@csrf_exempt
+@require_POST
+def gateway_refund_notify(request, gateway: str):
+    """Asynchronous refund notifications (WeChat Pay). Bad input is a 4xx, never a 500."""
+    try:
+        get_gateway(gateway)
+    except GatewayNotConfigured as exc:
+        raise Http404(gateway) from exc
+    raw = RawNotification(
+        body=request.body,
+        headers=dict(request.headers),
+        received_at=timezone.now(),
+        content_type=request.content_type or "",
+        remote_addr=request.META.get("REMOTE_ADDR", ""),
+    )
+    try:
+        ack = refund_apply_notification(gateway_code=gateway, raw=raw)
+    except NotImplementedError as exc:  # a gateway whose refunds never notify
+        raise Http404(gateway) from exc
+    return HttpResponse(ack.body, status=ack.status, content_type=ack.content_type)
