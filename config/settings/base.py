@@ -281,24 +281,24 @@ GATEWAY_OPTIONS = {
         "connect_timeout": GATEWAY_HTTP_CONNECT_TIMEOUT,
         "read_timeout": GATEWAY_HTTP_READ_TIMEOUT,
     },
-}
-GATEWAY_OPTIONS["wechatpay"] = {
-    "mchid": env("WECHATPAY_MCHID", default="1900000001"),
-    "appid": env("WECHATPAY_APPID", default="wx8888888888888888"),
-    # The 32-byte APIv3 key decrypts notifications. The default is the
-    # sandbox's published throwaway value, never a real merchant's.
-    "api_v3_key": env("WECHATPAY_API_V3_KEY", default="SandboxApiV3KeyNotASecret0000001"),
-    "private_key_path": env(
-        "WECHATPAY_PRIVATE_KEY_PATH", default=str(SANDBOX_KEYS_DIR / "wechatpay" / "merchant_private_key.pem")
-    ),
-    "cert_serial_no": env("WECHATPAY_CERT_SERIAL_NO", default="3775B6A45ACD588826D15E583A95F5DD00000001"),
-    "public_key_path": env(
-        "WECHATPAY_PUBLIC_KEY_PATH", default=str(SANDBOX_KEYS_DIR / "wechatpay" / "platform_public_key.pem")
-    ),
-    "public_key_id": env("WECHATPAY_PUBLIC_KEY_ID", default="PUB_KEY_ID_0119000000002025112200000000000001"),
-    # Paths such as /v3/pay/transactions/native are appended; the signed
-    # path includes this base's own path (e.g. /wechatpay/v3/...).
-    "api_base": env("WECHATPAY_API_BASE", default=f"{SANDBOX_URL}/wechatpay"),
-    "connect_timeout": GATEWAY_HTTP_CONNECT_TIMEOUT,
-    "read_timeout": GATEWAY_HTTP_READ_TIMEOUT,
+    "wechatpay": {
+        "mchid": env("WECHATPAY_MCHID", default="1900000001"),
+        "appid": env("WECHATPAY_APPID", default="wx8888888888888888"),
+        # The 32-byte APIv3 key decrypts notifications. The default is the
+        # sandbox's published throwaway value, never a real merchant's.
+        "api_v3_key": env("WECHATPAY_API_V3_KEY", default="SandboxApiV3KeyNotASecret0000001"),
+        "private_key_path": env(
+            "WECHATPAY_PRIVATE_KEY_PATH", default=str(SANDBOX_KEYS_DIR / "wechatpay" / "merchant_private_key.pem")
+        ),
+        "cert_serial_no": env("WECHATPAY_CERT_SERIAL_NO", default="3775B6A45ACD588826D15E583A95F5DD00000001"),
+        "public_key_path": env(
+            "WECHATPAY_PUBLIC_KEY_PATH", default=str(SANDBOX_KEYS_DIR / "wechatpay" / "platform_public_key.pem")
+        ),
+        "public_key_id": env("WECHATPAY_PUBLIC_KEY_ID", default="PUB_KEY_ID_0119000000002025112200000000000001"),
+        # Paths such as /v3/pay/transactions/native are appended; the signed
+        # path includes this base's own path (e.g. /wechatpay/v3/...).
+        "api_base": env("WECHATPAY_API_BASE", default=f"{SANDBOX_URL}/wechatpay"),
+        "connect_timeout": GATEWAY_HTTP_CONNECT_TIMEOUT,
+        "read_timeout": GATEWAY_HTTP_READ_TIMEOUT,
+    },
 }
