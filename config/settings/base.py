@@ -104,8 +104,16 @@ DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 # Transactions are explicit in services, never per request.
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # SQLite serialises writers; wait for the lock instead of failing at once.
-    DATABASES["default"].setdefault("OPTIONS", {})["timeout"] = 20
+    # SQLite serialises writers. Wait for the lock instead of failing at once,
+    # and take it when a transaction begins: a deferred transaction that reads
+    # and then writes fails with "database is locked" without waiting, which
+    # is exactly the notification and the status poll meeting on one payment.
+    # WAL lets the pages read while a notification writes.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        timeout=20,
+        transaction_mode="IMMEDIATE",
+        init_command="PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+    )
 
 # ---------------------------------------------------------------------------
 # Redis: cache and Celery broker
