@@ -86,3 +86,16 @@ class ShopClient:
             return data if data["done"] else None
 
         return wait_for(done, timeout=timeout, interval=0.05, what=f"{out_trade_no} to be done")
+
+    # -- helpers for gateways that redirect with a plain GET (WeChat Pay H5) ----
+
+    def choose_unfollowed(self, order: Order, choice: str, device: str = "desktop") -> requests.Response:
+        """Submit the cashier form and return its answer without following redirects."""
+        return self.post(
+            f"/orders/{order.order_no}/pay/", {"choice": choice, "device": device}, allow_redirects=False
+        )
+
+    def field_errors(self, response: requests.Response, field: str) -> list[str]:
+        """The error messages the shop's form shows under `field`."""
+        page = lxml.html.fromstring(response.text)
+        return [" ".join(p.text_content().split()) for p in page.xpath(f"//*[@data-field='{field}']")]
