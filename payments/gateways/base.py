@@ -20,6 +20,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from pathlib import Path
 from typing import Any, ClassVar
 
 import requests
@@ -254,6 +255,26 @@ class Gateway(ABC):
         checks such as "the key file exists and loads".
         """
         return [f"{name} is not set" for name in cls.required_options if not options.get(name)]
+
+    @staticmethod
+    def key_file_problems(
+        options: Mapping[str, Any], loaders: Mapping[str, Callable[[bytes], Any]]
+    ) -> list[str]:
+        """For each option naming a key file: it exists, reads and loads with its loader."""
+        problems = []
+        for option, loader in loaders.items():
+            path = options.get(option)
+            if not path:
+                continue
+            try:
+                loader(Path(path).read_bytes())
+            except FileNotFoundError:
+                problems.append(f"{option}: no file at {path}")
+            except OSError as exc:
+                problems.append(f"{option}: cannot read {path} ({exc.strerror})")
+            except ValueError as exc:
+                problems.append(f"{option}: {path} does not load ({exc})")
+        return problems
 
     # -- paying ---------------------------------------------------------------
 

@@ -134,19 +134,7 @@ class AlipayGateway(Gateway):
     @classmethod
     def configuration_problems(cls, options: Mapping[str, Any]) -> list[str]:
         problems = super().configuration_problems(options)
-        key_files = (("app_private_key_path", load_private_key), ("alipay_public_key_path", load_public_key))
-        for option, loader in key_files:
-            path = options.get(option)
-            if not path:
-                continue
-            try:
-                loader(Path(path).read_bytes())
-            except FileNotFoundError:
-                problems.append(f"{option}: no file at {path}")
-            except OSError as exc:
-                problems.append(f"{option}: cannot read {path} ({exc.strerror})")
-            except ValueError as exc:
-                problems.append(f"{option}: {path} does not load ({exc})")
+        problems += cls.key_file_problems(options, {"app_private_key_path": load_private_key, "alipay_public_key_path": load_public_key})
         url = str(options.get("gateway_url") or "")
         if url and not url.startswith(("https://", "http://")):
             problems.append("gateway_url is not an http(s) URL")

@@ -172,19 +172,7 @@ class WechatPayGateway(Gateway):
     @classmethod
     def configuration_problems(cls, options: Mapping[str, Any]) -> list[str]:
         problems = super().configuration_problems(options)
-        key_files = (("private_key_path", load_private_key), ("public_key_path", load_public_key))
-        for option, loader in key_files:
-            path = options.get(option)
-            if not path:
-                continue
-            try:
-                loader(Path(path).read_bytes())
-            except FileNotFoundError:
-                problems.append(f"{option}: no file at {path}")
-            except OSError as exc:
-                problems.append(f"{option}: cannot read {path} ({exc.strerror})")
-            except ValueError as exc:
-                problems.append(f"{option}: {path} does not load ({exc})")
+        problems += cls.key_file_problems(options, {"private_key_path": load_private_key, "public_key_path": load_public_key})
         if options.get("api_v3_key"):
             try:
                 check_api_v3_key(options["api_v3_key"])
