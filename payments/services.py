@@ -62,6 +62,7 @@ from payments.models import (
     RefundRequired,
 )
 from payments.selectors import order_list_expired_unpaid, payment_list_stale_open
+from payments.signals import payment_needs_refund
 from shop.actors import Actor
 
 logger = logging.getLogger(__name__)
@@ -322,7 +323,7 @@ def _settle_order(payment: Payment, order: Order, *, actor: Actor) -> None:
         return
     reason = RefundRequired(payment.refund_required)
     _record_event(payment, actor=actor, reason=f"refund required: {reason.value}")
-    transaction.on_commit(lambda: _enqueue_automatic_refund(payment.pk))
+    transaction.on_commit(lambda: _announce_refund_needed(payment.pk))
     metrics.payments_needing_refund.labels(gateway=payment.gateway, reason=reason.value).inc()
     logger.warning(
         "payment %s succeeded but order %s is %s: %s, to be refunded",
@@ -330,14 +331,10 @@ def _settle_order(payment: Payment, order: Order, *, actor: Actor) -> None:
     )
 
 
-def _enqueue_automatic_refund(payment_id: int) -> None:
-    # The refunds app builds on payments, not the other way round: find its
-    # task by name. Its periodic sweep starts any refund missed here.
-    from celery import current_app
-
-    task = current_app.tasks.get("refunds.tasks.refund_create_automatic_task")
-    if task is not None:
-        task.delay(payment_id)
+def _announce_refund_needed(payment_id: int) -> None:
+    # The refunds app builds on payments, not the other way round: it listens.
+    # Its periodic sweep also starts any refund missed here.
+    payment_needs_refund.send(sender=Payment, payment_id=payment_id)
 
 
 def _enqueue_confirmation(payment_id: int) -> None:

@@ -18,6 +18,7 @@ from payments.models import (
     RefundRequired,
 )
 from payments.services import orders_close_expired, payments_query_stale
+from refunds.models import Refund, RefundStatus
 from shop.actors import Actor
 from shop.models import Sku
 from tests.polling import wait_for
@@ -149,7 +150,7 @@ def test_the_close_waits_while_the_sandbox_cannot_answer(shop, sandbox):
     assert orders_close_expired(now=later) == 1
 
 
-def test_a_payment_after_the_order_closed_is_recorded_for_refund(shop, sandbox):
+def test_a_payment_after_the_order_closed_is_recorded_and_refunded_automatically(shop, sandbox):
     order = shop.place_order({"NOTE-A5": 1})
     qr_page = shop.choose(order, "alipay:qr")
     payment = Payment.objects.get(order=order)
@@ -161,6 +162,15 @@ def test_a_payment_after_the_order_closed_is_recorded_for_refund(shop, sandbox):
     payment = Payment.objects.get(pk=payment.pk)
     assert payment.status == PaymentStatus.SUCCEEDED
     assert payment.refund_required == RefundRequired.LATE
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.CLOSED
+    # The money goes back without review, through the sandbox, once; Alipay
+    # then tells the payment's notify URL the trade is closed.
+    refund = wait_for(lambda: Refund.objects.filter(payment=payment, status=RefundStatus.SUCCEEDED).first(),
+                      what="the automatic refund")
+    assert (refund.automatic, refund.amount_minor) == (True, payment.amount_minor)
+    trade = sandbox.control("GET", f"alipay/trades/{payment.out_trade_no}")
+    assert (trade["refund_count"], trade["refunded_minor"]) == (1, payment.amount_minor)
+    wait_for(lambda: notifications_settled(payment, 2), what="the trade-closed notification")
     assert Order.objects.get(pk=order.pk).status == OrderStatus.CLOSED
 
 
