@@ -2,6 +2,7 @@
 from celery import shared_task
 from django.utils import timezone
 
+from config.tasks import GatewayTask
 from payments.exceptions import GatewayUnavailable
 
 
@@ -21,6 +22,7 @@ def payment_send_confirmation_task(self, payment_id: int) -> bool:
 
 @shared_task(
     bind=True,
+    base=GatewayTask,
     autoretry_for=(GatewayUnavailable,),
     retry_backoff=60,
     retry_backoff_max=1800,

@@ -1,11 +1,13 @@
 """Celery entry points of the refunds app; each calls one service."""
 from celery import shared_task
 
+from config.tasks import GatewayTask
 from payments.exceptions import GatewayUnavailable
 
 
 @shared_task(
     bind=True,
+    base=GatewayTask,
     autoretry_for=(GatewayUnavailable,),
     retry_backoff=30,
     retry_backoff_max=3600,

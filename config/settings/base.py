@@ -141,6 +141,9 @@ CELERY_TASK_ALWAYS_EAGER = not REDIS_URL
 # An eager task's failure is logged, never raised into the request that
 # enqueued it: a payment ack must not fail because an email did.
 CELERY_TASK_EAGER_PROPAGATES = False
+# In-process, a gateway task's retry is left to the janitor instead of
+# running again at once inside the request (config/tasks.py).
+TASK_EAGER_RETRY_INLINE = False
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"

@@ -12,6 +12,8 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 # see their failures.
 CELERY_TASK_ALWAYS_EAGER = True
 CELERY_TASK_EAGER_PROPAGATES = True
+# A gateway task's retry reaches the test as celery.exceptions.Retry, as on a worker.
+TASK_EAGER_RETRY_INLINE = True
 # Plain-HTTP live servers in tests.
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
@@ -21,9 +23,6 @@ LANGUAGE_CODE = "en"
 # in browser tests need CSS without a collectstatic step.
 WHITENOISE_AUTOREFRESH = True
 WHITENOISE_USE_FINDERS = True
-# The catalogue-completeness test extracts into a scratch copy.
-if os.environ.get("LOCALE_PATHS_OVERRIDE"):
-    LOCALE_PATHS = [os.environ["LOCALE_PATHS_OVERRIDE"]]
 
 # The in-memory gateway for unit tests of the payment services.
 GATEWAY_CLASSES = {**GATEWAY_CLASSES, "fake": "payments.gateways.fake.FakeGateway"}  # noqa: F405
