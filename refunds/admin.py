@@ -6,6 +6,7 @@ the money invariants. Nothing here edits a refund's money or status directly.
 """
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
@@ -63,11 +64,13 @@ class NeedsAttentionFilter(admin.SimpleListFilter):
     parameter_name = "attention"
 
     def lookups(self, request, model_admin):
-        return [("yes", _("Abnormal, or polling gave up"))]
+        return [("yes", _("Failed, abnormal, or polling gave up"))]
 
     def queryset(self, request, queryset):
         if self.value() == "yes":
-            return queryset.filter(status=RefundStatus.ABNORMAL) | queryset.filter(gave_up_at__isnull=False)
+            return queryset.filter(
+                Q(status__in=[RefundStatus.FAILED, RefundStatus.ABNORMAL]) | Q(gave_up_at__isnull=False)
+            )
         return queryset
 
 
@@ -202,7 +205,7 @@ class RefundAdmin(admin.ModelAdmin):
             "title": _("Reject refunds"),
         })
 
-    @admin.action(description=_("Retry the selected failed refunds (same refund number)"))
+    @admin.action(description=_("Retry the selected failed refunds"))
     def retry_selected(self, request, queryset):
         self._each(request, queryset, lambda r: refund_retry(refund_id=r.pk, staff=request.user))
 

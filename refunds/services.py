@@ -369,13 +369,16 @@ def _note_gateway_error(refund: Refund, message: str) -> None:
     logger.warning("refund %s: %s", refund.out_refund_no, message)
 
 
-def _refund_fail(*, refund_id: int, message: str, actor: Actor) -> Refund:
+def _refund_fail(*, refund_id: int, message: str, actor: Actor, gateway_status: str = "") -> Refund:
     with transaction.atomic():
         refund, balance, order = refund_for_update(refund_id=refund_id)
         if refund.status not in (Status.PROCESSING, Status.ABNORMAL):
             return refund
+        extra_fields = {"last_error": message[:2000], "next_poll_at": None}
+        if gateway_status:
+            extra_fields["gateway_status"] = gateway_status
         _apply_transition(refund, to_status=Status.FAILED, actor=actor, reason=f"failed: {message}"[:2000],
-                          extra_fields={"last_error": message[:2000], "next_poll_at": None})
+                          extra_fields=extra_fields)
         _release(balance, refund)
         _order_refund_state_sync(order, actor=actor)
         transaction.on_commit(lambda: _enqueue_shopper_email(refund.pk, "failed"))
@@ -395,7 +398,8 @@ def refund_apply_state(*, refund_id: int, state: RefundState, actor: Actor,
         if state.amount_minor != expected:
             raise AmountMismatch(f"refund {refund_id}: gateway says {state.amount_minor}, ours is {expected}")
     if state.status == RefundStatus.CLOSED:
-        return _refund_fail(refund_id=refund_id, message=state.message or "closed by the gateway", actor=actor)
+        return _refund_fail(refund_id=refund_id, message=state.message or "closed by the gateway", actor=actor,
+                            gateway_status=RefundStatus.CLOSED)
     with transaction.atomic():
         refund, balance, order = refund_for_update(refund_id=refund_id)
         detail = {"gateway_status": str(state.status), "gateway_refund_id": state.gateway_refund_id}
@@ -430,10 +434,24 @@ def refund_apply_state(*, refund_id: int, state: RefundState, actor: Actor,
     return refund
 
 
+def _retry_refund_no(refund: Refund) -> str:
+    # `<out_refund_no>T<n>`: never one of _next_refund_no's `<order_no>R<nn>`.
+    # Called under the order's lock, like every numbering of its refunds.
+    base = refund.out_refund_no.partition("T")[0]
+    attempt = 2
+    while Refund.objects.filter(out_refund_no=f"{base}T{attempt}").exists():
+        attempt += 1
+    return f"{base}T{attempt}"
+
+
 def refund_retry(*, refund_id: int, staff) -> Refund:
     """Staff retry a failed refund under the same out_refund_no.
 
     Reserves the amount again (refused if meanwhile no longer available).
+    A refund the gateway CLOSED (WeChat Pay) is over for good under its
+    number: the gateway would only answer the closed refund again. It is
+    retried under a new number (no money moved under the old one); the
+    event records the old number.
     """
     _require_reviewer(staff)
     with transaction.atomic():
@@ -441,8 +459,13 @@ def refund_retry(*, refund_id: int, staff) -> Refund:
         if refund.status != Status.FAILED:
             raise InvalidTransition(refund.out_refund_no, refund.status, Status.PROCESSING)
         _reserve(balance, refund)
+        extra_fields = {"gave_up_at": None, "poll_count": 0}
+        detail = {}
+        if refund.gateway_status == RefundStatus.CLOSED:
+            detail = {"closed_out_refund_no": refund.out_refund_no}
+            extra_fields.update(out_refund_no=_retry_refund_no(refund), gateway_status="", gateway_refund_id="")
         _apply_transition(refund, to_status=Status.PROCESSING, actor=Actor.staff(staff), reason="retry by staff",
-                          extra_fields={"gave_up_at": None, "poll_count": 0})
+                          detail=detail, extra_fields=extra_fields)
         _order_refund_state_sync(order, actor=Actor.staff(staff))
         transaction.on_commit(lambda: _enqueue_submit(refund.pk))
     return refund

@@ -202,12 +202,15 @@ class TestExecution:
         assert balance(payment).reserved_minor == 0
         assert reload(order).status == OrderStatus.PAID
 
-        gateway.refunds.clear()
+        closed_no = refund.out_refund_no
         gateway.refund_outcome = GatewayRefundStatus.SUCCEEDED
         refund_retry(refund_id=refund.pk, staff=reviewer("retrier"))
         refund = reload(refund)
         assert refund.status == RefundStatus.SUCCEEDED
-        assert list(gateway.refunds_executed) == [refund.out_refund_no]  # the same number again
+        # The gateway ended that number for good (it would answer CLOSED
+        # again): the retry goes out under a new one.
+        assert refund.out_refund_no == f"{closed_no}T2"
+        assert list(gateway.refunds_executed) == [closed_no, refund.out_refund_no]
 
     def test_a_final_refusal_fails_the_refund(self, gateway):
         gateway.fail_next["refund"] = GatewayRejected("refund window over", code="40004",
@@ -219,6 +222,11 @@ class TestExecution:
         assert refund.status == RefundStatus.FAILED
         assert "ACQ.TRADE_HAS_FINISHED" in refund.last_error
         assert balance(payment).reserved_minor == 0
+
+        refund_retry(refund_id=refund.pk, staff=reviewer("retrier"))
+        refund = reload(refund)
+        assert refund.status == RefundStatus.SUCCEEDED
+        assert list(gateway.refunds_executed) == [refund.out_refund_no]  # refused, not closed: the same number
 
     def test_an_abnormal_refund_waits_for_staff(self, gateway):
         gateway.refund_outcome = GatewayRefundStatus.ABNORMAL
@@ -358,3 +366,24 @@ def test_order_without_payment_has_nothing_refundable():
     Order.objects.filter(pk=order.pk).update(status=OrderStatus.PAID)
     with pytest.raises(RefundNotAllowed):
         apply_for_refund(reload(order), 100)
+
+
+class TestInProcessTasks:
+    """`make run` without Redis runs tasks in the request that enqueued them."""
+
+    def test_an_unreachable_gateway_is_left_to_the_poller_not_retried_inside_the_request(self, gateway, settings):
+        settings.CELERY_TASK_EAGER_PROPAGATES = False
+        settings.TASK_EAGER_RETRY_INLINE = False
+        order, _ = paid_order()
+        refund = apply_for_refund(order, 4000)
+        gateway.fail_next["refund"] = GatewayUnavailable("read timeout")
+
+        refund_approve(refund_id=refund.pk, reviewer=reviewer())  # the approval's task runs on commit
+
+        refund = reload(refund)
+        assert refund.status == RefundStatus.PROCESSING
+        assert refund.next_poll_at is not None
+        assert [name for name, _ in gateway.calls].count("refund") == 1
+        assert refunds_poll_processing(now=refund.next_poll_at + timedelta(seconds=1)) == 1
+        assert reload(refund).status == RefundStatus.SUCCEEDED
+        assert len(gateway.refunds_executed) == 1
