@@ -18,7 +18,8 @@ from orders.models import Order
 from payments.exceptions import AmountMismatch, GatewayError, GatewayNotConfigured, InvalidNotification
 from payments.forms import CashierForm, device_from_user_agent
 from payments.gateways import enabled_gateways, get_gateway
-from payments.gateways.base import ActionKind, PaymentAction, RawNotification
+from payments.gateways.base import ActionKind, PaymentAction
+from payments.inbound import raw_notification
 from payments.models import Payment, PaymentStatus
 from payments.services import (
     OrderNotPayable,
@@ -176,12 +177,6 @@ def gateway_notify(request, gateway: str):
         get_gateway(gateway)
     except GatewayNotConfigured as exc:
         raise Http404(gateway) from exc
-    raw = RawNotification(
-        body=request.body,
-        headers=dict(request.headers),
-        received_at=timezone.now(),
-        content_type=request.content_type or "",
-        remote_addr=request.META.get("REMOTE_ADDR", ""),
-    )
+    raw = raw_notification(request)
     ack = payment_apply_notification(gateway_code=gateway, raw=raw)
     return HttpResponse(ack.body, status=ack.status, content_type=ack.content_type)

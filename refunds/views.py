@@ -4,7 +4,6 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
@@ -12,7 +11,7 @@ from django.views.decorators.http import require_POST
 from orders.models import Order
 from payments.exceptions import GatewayNotConfigured
 from payments.gateways import get_gateway
-from payments.gateways.base import RawNotification
+from payments.inbound import raw_notification
 from refunds.exceptions import RefundError
 from refunds.forms import RefundApplicationForm
 from refunds.services import accepted_payment, refund_apply_notification, refund_request, refundable_minor
@@ -57,13 +56,7 @@ def gateway_refund_notify(request, gateway: str):
         get_gateway(gateway)
     except GatewayNotConfigured as exc:
         raise Http404(gateway) from exc
-    raw = RawNotification(
-        body=request.body,
-        headers=dict(request.headers),
-        received_at=timezone.now(),
-        content_type=request.content_type or "",
-        remote_addr=request.META.get("REMOTE_ADDR", ""),
-    )
+    raw = raw_notification(request)
     try:
         ack = refund_apply_notification(gateway_code=gateway, raw=raw)
     except NotImplementedError as exc:  # a gateway whose refunds never notify
