@@ -273,3 +273,35 @@ def test_a_replayed_old_notification_changes_nothing(shop, sandbox, live_server)
     assert replay.outcome == NotificationOutcome.DUPLICATE
     assert PaymentEvent.objects.filter(payment=payment).count() == events
     assert paid_events(order) == 1
+
+
+def test_an_old_success_replayed_after_the_order_was_refunded_and_its_trade_closed_changes_nothing(
+        shop, sandbox, live_server):
+    from tests.e2e.refund_support import apply, approve
+
+    order = shop.place_order({"NOTE-A5": 1})
+    shop.choose(order, "alipay:qr")
+    payment = Payment.objects.get(order=order)
+    sandbox.control("POST", f"alipay/trades/{payment.out_trade_no}/scan")
+    sandbox.control("POST", f"alipay/trades/{payment.out_trade_no}/pay")
+    wait_for(lambda: notifications_settled(payment), what="the payment notification")
+    original = GatewayNotification.objects.get(out_trade_no=payment.out_trade_no)
+    approve(apply(Order.objects.get(pk=order.pk), payment.amount_minor))
+    # Alipay tells the notify URL the trade is now closed (A8).
+    wait_for(lambda: notifications_settled(payment, 2), what="the trade-closed notification")
+    assert sandbox.control("GET", f"alipay/trades/{payment.out_trade_no}")["trade_status"] == "TRADE_CLOSED"
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.REFUNDED
+    order_events = OrderEvent.objects.filter(order=order).count()
+    payment_events = PaymentEvent.objects.filter(payment=payment).count()
+
+    response = requests.post(f"{live_server.url}/payments/alipay/notify/", data=bytes(original.body),
+                             headers={"Content-Type": "application/x-www-form-urlencoded"}, timeout=10)
+
+    # Genuine and already applied: acknowledged, so Alipay stops; nothing re-applied.
+    assert (response.status_code, response.text) == (200, "success")
+    replay = GatewayNotification.objects.order_by("-pk").first()
+    assert replay.outcome == NotificationOutcome.DUPLICATE
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.REFUNDED
+    assert Payment.objects.get(pk=payment.pk).status == PaymentStatus.SUCCEEDED
+    assert OrderEvent.objects.filter(order=order).count() == order_events
+    assert PaymentEvent.objects.filter(payment=payment).count() == payment_events
