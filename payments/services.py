@@ -583,7 +583,11 @@ def order_expire(*, order_id: int, now: datetime | None = None) -> Order:
 
     If a gateway cannot be reached, or refuses to close this soon after the
     attempt was created, the order stays open until the next run. If an
-    attempt turns out to be paid, the order is paid instead of closed.
+    attempt turns out to be paid, the order is paid instead of closed. If a
+    gateway refuses the close for good, the refusal is written to the
+    attempt's log and the order closes anyway: holding its stock forever
+    would protect nothing, because the attempt stays open and queried, and
+    should it ever be paid, that payment is late and refunded automatically.
     """
     now = now or timezone.now()
     order = Order.objects.get(pk=order_id)
@@ -597,10 +601,16 @@ def order_expire(*, order_id: int, now: datetime | None = None) -> Order:
             return order
         try:
             payment = payment_close_at_gateway(payment_id=payment.pk, actor=JANITOR, reason="order timed out")
-        except (GatewayUnavailable, GatewayRejected) as exc:
+        except GatewayUnavailable as exc:
             logger.warning("order %s: closing %s failed, retrying later: %s", order.order_no,
                            payment.out_trade_no, exc)
             return order
+        except GatewayRejected as exc:
+            _record_event(payment, actor=JANITOR, reason=f"the gateway refused to close it: {exc}"[:2000],
+                          detail={"close_refused": str(exc)[:500]})
+            logger.error("order %s: %s refused to close %s; closing the order, the attempt stays watched: %s",
+                         order.order_no, payment.gateway, payment.out_trade_no, exc)
+            continue
         if payment.status == PaymentStatus.SUCCEEDED:
             return Order.objects.get(pk=order_id)
     try:

@@ -7,7 +7,7 @@ from django.utils import timezone
 
 from orders.models import Order, OrderEvent, OrderStatus
 from orders.services import order_close, order_mark_paid
-from payments.exceptions import GatewayUnavailable, InvalidTransition
+from payments.exceptions import GatewayRejected, GatewayUnavailable, InvalidTransition
 from payments.gateways.base import PayMethod, TradeStatus
 from payments.models import (
     PAYMENT_TRANSITIONS,
@@ -315,6 +315,21 @@ class TestExpiry:
         assert order.status == OrderStatus.PENDING_PAYMENT
         order = order_expire(order_id=payment.order_id, now=self.expired(payment.order))
         assert order.status == OrderStatus.CLOSED
+
+    def test_a_final_refusal_to_close_is_logged_and_the_order_closes_while_the_attempt_is_watched(
+            self, fake_gateway):
+        payment, _ = start_payment(quantity=2, stock=5)
+        fake_gateway.fail_next["close_payment"] = GatewayRejected("ACQ.TRADE_STATUS_ERROR")
+        order = order_expire(order_id=payment.order_id, now=self.expired(payment.order))
+        assert order.status == OrderStatus.CLOSED
+        assert Sku.objects.get(code=order.lines.get().sku_code).stock == 5
+        assert reload(payment).is_open
+        assert PaymentEvent.objects.filter(payment=payment, reason__contains="refused to close").count() == 1
+        # Paid after all: a late payment, flagged for its automatic refund.
+        fake_gateway.pay(payment.out_trade_no)
+        payment_sync(payment_id=payment.pk, actor=Actor.system("test"))
+        assert reload(payment).refund_required == RefundRequired.LATE
+        assert Order.objects.get(pk=order.pk).status == OrderStatus.CLOSED
 
     def test_an_order_not_yet_expired_is_left_alone(self, fake_gateway):
         payment, _ = start_payment()
