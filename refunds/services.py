@@ -593,6 +593,11 @@ def refund_apply_notification(*, gateway_code: str, raw: RawNotification) -> Ack
                 duplicate = False
                 after = refund_apply_state(refund_id=refund.pk, state=state, actor=Actor.gateway(gateway_code),
                                            notification=notification)
+                # Its outcome commits with the apply: whoever sees the refund
+                # settled also sees which notification settled it.
+                outcome = NotificationOutcome.APPLIED if after.status != before else NotificationOutcome.UNCHANGED
+                _notification_outcome(notification, outcome, f"refund {after.status}", verified=True,
+                                      out_trade_no=parsed.out_trade_no)
     except Exception as exc:
         _notification_outcome(notification, NotificationOutcome.FAILED, repr(exc), verified=True)
         logger.exception("%s refund notification #%s failed", gateway_code, notification.pk)
@@ -600,10 +605,6 @@ def refund_apply_notification(*, gateway_code: str, raw: RawNotification) -> Ack
     if duplicate:
         _notification_outcome(notification, NotificationOutcome.DUPLICATE, "repeat of an earlier one",
                               verified=True, out_trade_no=parsed.out_trade_no)
-        return gateway.acknowledge()
-    outcome = NotificationOutcome.APPLIED if after.status != before else NotificationOutcome.UNCHANGED
-    _notification_outcome(notification, outcome, f"refund {after.status}", verified=True,
-                          out_trade_no=parsed.out_trade_no)
     return gateway.acknowledge()
 
 
