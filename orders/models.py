@@ -27,9 +27,10 @@ ORDER_TRANSITIONS: dict[str, frozenset[str]] = {
     S.PAID: frozenset({S.SHIPPED, S.REFUND_PENDING, S.PARTIALLY_REFUNDED, S.REFUNDED}),
     S.SHIPPED: frozenset({S.COMPLETED, S.REFUND_PENDING, S.PARTIALLY_REFUNDED, S.REFUNDED}),
     S.COMPLETED: frozenset({S.REFUND_PENDING, S.PARTIALLY_REFUNDED, S.REFUNDED}),
-    # A pending refund ends by being rejected or failing (back to paid), or
-    # by money coming back in part or in full.
-    S.REFUND_PENDING: frozenset({S.PAID, S.PARTIALLY_REFUNDED, S.REFUNDED}),
+    # A pending refund ends by being rejected or failing (back to where the
+    # order was: paid, shipped or completed), or by money coming back in part
+    # or in full.
+    S.REFUND_PENDING: frozenset({S.PAID, S.SHIPPED, S.COMPLETED, S.PARTIALLY_REFUNDED, S.REFUNDED}),
     S.PARTIALLY_REFUNDED: frozenset({S.REFUND_PENDING, S.REFUNDED, S.SHIPPED, S.COMPLETED}),
     S.REFUNDED: frozenset(),
     S.CLOSED: frozenset(),

@@ -27,7 +27,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, Sum
 from django.utils import timezone
 
-from orders.models import ORDER_TRANSITIONS, Order, OrderStatus
+from orders.models import ORDER_TRANSITIONS, Order, OrderEvent, OrderStatus
 from orders.services import order_transition
 from payments.exceptions import AmountMismatch, GatewayRejected, GatewayUnavailable, InvalidNotification
 from payments.gateways import get_gateway
@@ -637,12 +637,26 @@ def _order_refund_state_sync(order: Order, *, actor: Actor) -> None:
     elif refunded > 0:
         target = OrderStatus.PARTIALLY_REFUNDED
     elif order.status == OrderStatus.REFUND_PENDING:
-        target = OrderStatus.PAID
+        target = _status_before_refund_pending(order)
     else:
         return
     if target != order.status and target in ORDER_TRANSITIONS[order.status]:
         order_transition(order_id=order.pk, to_status=target, actor=actor, reason="refunds changed")
         order.refresh_from_db()
+
+
+def _status_before_refund_pending(order: Order) -> str:
+    """Where an order goes back to when no refund came of it: a shipped order stays shipped."""
+    entered = (
+        OrderEvent.objects.filter(order=order, to_status=OrderStatus.REFUND_PENDING)
+        .exclude(from_status=OrderStatus.REFUND_PENDING)
+        .order_by("-created_at", "-pk")
+        .values_list("from_status", flat=True)
+        .first()
+    )
+    if entered in (OrderStatus.SHIPPED, OrderStatus.COMPLETED):
+        return entered
+    return OrderStatus.PAID
 
 
 # ---------------------------------------------------------------------------

@@ -7,7 +7,7 @@ from django.core import mail
 from django.utils import timezone
 
 from orders.models import Order, OrderStatus
-from orders.services import order_close
+from orders.services import order_close, order_transition
 from payments.exceptions import GatewayRejected, GatewayUnavailable
 from payments.gateways.base import PayMethod
 from payments.gateways.base import RefundStatus as GatewayRefundStatus
@@ -124,6 +124,15 @@ class TestReview:
         second = apply_for_refund(reload(order), 7000)
         refund_approve(refund_id=second.pk, reviewer=reviewer("reviewer2"))
         assert reload(order).status == OrderStatus.REFUNDED
+
+    def test_a_shipped_order_whose_refund_is_rejected_is_still_shipped(self):
+        order, _ = paid_order()
+        order_transition(order_id=order.pk, to_status=OrderStatus.SHIPPED, actor=Actor.system("warehouse"),
+                         reason="handed to the courier")
+        refund = apply_for_refund(reload(order), 4000)
+        assert reload(order).status == OrderStatus.REFUND_PENDING
+        refund_reject(refund_id=refund.pk, reviewer=reviewer(), note="the parcel is on its way")
+        assert reload(order).status == OrderStatus.SHIPPED
 
     def test_rejection_needs_a_note_and_returns_the_order_to_paid(self):
         order, _ = paid_order()
