@@ -23,28 +23,34 @@ from shop.money import Money
 REVIEW_PERMISSION = "refunds.review_refund"
 
 
-class RefundEventInline(admin.TabularInline):
-    model = RefundEvent
+class RefundLogInline(admin.TabularInline):
+    """A read-only log on the refund's page: whoever may see the refund sees its history."""
+
     extra = 0
     can_delete = False
+
+    def has_view_permission(self, request, obj=None) -> bool:
+        return request.user.has_perm("refunds.view_refund")
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class RefundEventInline(RefundLogInline):
+    model = RefundEvent
     fields = ("created_at", "from_status", "to_status", "actor_kind", "actor_user", "actor_label", "reason",
               "notification")
     readonly_fields = fields
 
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
-
-class RefundApprovalInline(admin.TabularInline):
+class RefundApprovalInline(RefundLogInline):
     model = RefundApproval
-    extra = 0
-    can_delete = False
     fields = ("created_at", "reviewer", "note")
     readonly_fields = fields
     verbose_name_plural = _("approvals (who approved each step)")
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class GatewayFilter(admin.SimpleListFilter):

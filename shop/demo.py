@@ -47,13 +47,15 @@ DEMO_ACCOUNTS = [
 # capabilities extend these lists with their own permissions.
 GROUP_PERMISSIONS = {
     "Customer service": [
-        "orders.view_order", "orders.view_orderevent", "shop.view_product", "shop.view_sku",
-        "payments.view_payment", "payments.view_gatewaynotification",
-        "refunds.view_refund", "refunds.review_refund", "refunds.view_invariantviolation",
+        "orders.view_order", "orders.view_orderevent", "orders.view_orderline", "shop.view_product",
+        "shop.view_sku", "payments.view_payment", "payments.view_paymentevent", "payments.view_gatewaynotification",
+        "refunds.view_refund", "refunds.view_refundevent", "refunds.view_refundapproval", "refunds.review_refund",
+        "refunds.view_invariantviolation",
     ],
     "Finance": [
-        "orders.view_order", "orders.view_orderevent", "payments.view_payment",
-        "payments.view_gatewaynotification", "refunds.view_refund", "refunds.view_invariantviolation",
+        "orders.view_order", "orders.view_orderevent", "orders.view_orderline", "payments.view_payment",
+        "payments.view_paymentevent", "payments.view_gatewaynotification", "refunds.view_refund",
+        "refunds.view_refundevent", "refunds.view_refundapproval", "refunds.view_invariantviolation",
     ],
 }
 

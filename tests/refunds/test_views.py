@@ -101,6 +101,17 @@ class TestAdminDesk:
                          'data-testid="approve"', 'data-testid="reject"'):
             assert expected in page
 
+    def test_the_review_page_shows_who_approved_and_the_event_log(self, client, gateway):
+        order, _ = paid_order()
+        refund = apply_for_refund(order, 4000, reason_text="scratched")
+        client.force_login(reviewer())
+        decide(client, refund, "approve", note="photo checked")
+        page = client.get(admin_refund_url(refund)).content.decode()
+        assert "Approvals (who approved each step)" in page
+        assert "photo checked" in page  # the approval's note, with its reviewer
+        for reason in ("approved", "sent to the gateway", "money returned"):
+            assert reason in page, reason
+
     def test_approving_from_the_detail_page(self, client, gateway):
         order, _ = paid_order()
         refund = apply_for_refund(order, 4000)

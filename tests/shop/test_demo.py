@@ -31,3 +31,17 @@ def test_demo_setup_refuses_without_debug():
 @pytest.mark.django_db
 def test_migrations_match_the_models():
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+@pytest.mark.django_db
+def test_every_staff_group_permission_exists():
+    """demo_setup skips a permission it cannot find; a typo here would silently hide a page from staff."""
+    from django.contrib.auth.models import Permission
+
+    from shop.demo import GROUP_PERMISSIONS
+
+    for group, names in GROUP_PERMISSIONS.items():
+        for name in names:
+            app_label, codename = name.split(".")
+            assert Permission.objects.filter(content_type__app_label=app_label, codename=codename).exists(), (
+                group, name)
