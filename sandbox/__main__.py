@@ -1,14 +1,20 @@
 """Command line of the sandbox gateway.
 
     python -m sandbox serve [--host H] [--port P] [--keys-dir DIR] [--db PATH]
-                            [--time-scale F] [--ready-file PATH]
+                            [--time-scale F] [--refund-settle-after SECONDS|none]
+                            [--ready-file PATH]
     python -m sandbox keys [--keys-dir DIR]
 
 `serve` creates the schema, generates missing keys, starts the notification
 dispatcher thread and serves threaded WSGI (no autoreloader). `--port 0`
 binds any free port; the address is printed and, with --ready-file, written
-to that file once the socket is bound. Defaults come from SANDBOX_HOST,
-SANDBOX_PORT, SANDBOX_KEYS_DIR, SANDBOX_DB_PATH and SANDBOX_TIME_SCALE.
+to that file once the socket is bound. `--refund-settle-after` is when
+(sandbox-clock seconds, times the time scale) a WeChat Pay refund still
+processing ends SUCCESS by itself and is notified (default 10; `none`:
+never, as the tests start it); it is the start-up value of the runtime
+setting refund_settle_after_seconds. Defaults come from SANDBOX_HOST,
+SANDBOX_PORT, SANDBOX_KEYS_DIR, SANDBOX_DB_PATH, SANDBOX_TIME_SCALE and
+SANDBOX_REFUND_SETTLE_AFTER.
 `keys` only generates missing keys; it never overwrites one.
 """
 from __future__ import annotations
@@ -20,6 +26,13 @@ import sys
 from pathlib import Path
 
 from sandbox import config
+
+
+def _settle_after(text: str) -> float | None:
+    try:
+        return config.refund_settle_after_parse(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected seconds >= 0 or 'none', not {text!r}") from None
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -37,6 +50,14 @@ def _parser() -> argparse.ArgumentParser:
         type=float,
         default=float(os.environ.get("SANDBOX_TIME_SCALE") or config.DEFAULT_TIME_SCALE),
         help="multiply every provider delay by this (e.g. 0.001 in tests)",
+    )
+    serve.add_argument(
+        "--refund-settle-after",
+        type=_settle_after,
+        default=os.environ.get("SANDBOX_REFUND_SETTLE_AFTER") or config.DEFAULT_REFUND_SETTLE_AFTER,
+        metavar="SECONDS|none",
+        help="a WeChat Pay refund still processing this long (times the time scale) after its creation "
+        "ends SUCCESS by itself and is notified; 'none': never (default %(default)s)",
     )
     serve.add_argument("--ready-file", help="write the base URL here once the socket is bound")
 
@@ -71,6 +92,9 @@ def _serve(args: argparse.Namespace) -> None:
     os.environ["SANDBOX_KEYS_DIR"] = str(keys_dir)
     os.environ["SANDBOX_DB_PATH"] = str(db_path)
     os.environ["SANDBOX_TIME_SCALE"] = repr(args.time_scale)
+    settle_after = "none" if args.refund_settle_after is None else repr(args.refund_settle_after)
+    os.environ["SANDBOX_REFUND_SETTLE_AFTER"] = settle_after
+    settle_text = "never" if args.refund_settle_after is None else f"after {args.refund_settle_after:g} s"
 
     import django
     from django.core.management import call_command
@@ -87,7 +111,11 @@ def _serve(args: argparse.Namespace) -> None:
     def announce(host: str, port: int) -> None:
         shown_host = f"[{host}]" if ":" in host else host
         base_url = f"http://{shown_host}:{port}"
-        print(f"sandbox gateway serving {base_url} (db {db_path}, time scale {args.time_scale})", flush=True)
+        print(
+            f"sandbox gateway serving {base_url} (db {db_path}, time scale {args.time_scale}, "
+            f"WeChat Pay refunds settle by themselves {settle_text})",
+            flush=True,
+        )
         if args.ready_file:
             _write_ready_file(Path(args.ready_file), base_url)
 

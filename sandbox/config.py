@@ -4,6 +4,7 @@ The shop's settings default to the same identities (CONTRACT.md), so a fresh
 clone pays against the sandbox with no configuration. Values that tests may
 change while the sandbox runs live in `sandbox.runtime` instead.
 """
+import math
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -13,6 +14,25 @@ DEFAULT_PORT = 8001
 DEFAULT_KEYS_DIR = REPO_ROOT / "var" / "sandbox-keys"
 DEFAULT_DB_PATH = REPO_ROOT / "var" / "sandbox" / "sandbox.sqlite3"
 DEFAULT_TIME_SCALE = 1.0
+# Seconds (sandbox clock, times the time scale) after which a WeChat Pay
+# refund still processing ends SUCCESS by itself and is notified, as the
+# real one does; `none` never (`--refund-settle-after`).
+DEFAULT_REFUND_SETTLE_AFTER = "10"
+
+
+def refund_settle_after_parse(text: str) -> float | None:
+    """`--refund-settle-after` / SANDBOX_REFUND_SETTLE_AFTER: seconds >= 0, or `none`.
+
+    Raises ValueError for anything else.
+    """
+    text = text.strip()
+    if text.lower() == "none":
+        return None
+    seconds = float(text)
+    if not math.isfinite(seconds) or seconds < 0:
+        raise ValueError(f"not a number of seconds >= 0: {text}")
+    return seconds
+
 
 # -- Alipay -------------------------------------------------------------------
 # The merchant application (app_id) and the account (PID) that receives the

@@ -27,7 +27,7 @@ from sandbox.faults import (
 )
 from sandbox.keys import KEY_GENERATORS
 from sandbox.models import FaultRule, Notification, Refund, Trade
-from sandbox.notifications import notification_as_json, notifications_send_now
+from sandbox.notifications import dispatcher_wake, notification_as_json, notifications_send_now
 from sandbox.runtime import RuntimeSettingInvalid, runtime_restore_defaults, runtime_settings, runtime_update
 from sandbox.services import sandbox_reset
 
@@ -158,6 +158,9 @@ def settings_view(request: HttpRequest) -> JsonResponse:
             runtime_update(json_body(request))
         except (ControlInputInvalid, RuntimeSettingInvalid) as error:
             return json_error(str(error))
+        # A refund may be due sooner now (refund_settle_after_seconds,
+        # time_scale, clock_offset_seconds).
+        dispatcher_wake()
     return json_answer(runtime_settings().as_json())
 
 

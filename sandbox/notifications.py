@@ -12,6 +12,10 @@ queued: drop it, delay its first send, send duplicates in parallel, hold a
 group and release it newest first, or send forged copies before it. The
 rule's target is the provider's for that kind of notification
 (`alipay.notify`; `wechatpay.notify` or `wechatpay.refund_notify`).
+
+The dispatcher thread also ends the refunds that settle by time
+(`refunds_settle_due`, runtime setting refund_settle_after_seconds) just
+before it sends what is due, so their notifications leave in the same round.
 """
 from __future__ import annotations
 
@@ -30,13 +34,15 @@ from sandbox.faults import fault_take
 from sandbox.models import DeliveryAttempt, FaultRule, Notification, Refund, Trade
 from sandbox.providers import OutgoingNotification, provider_get
 from sandbox.runtime import provider_now, runtime_settings, scaled
+from sandbox.services import refunds_settle_due
 
 logger = logging.getLogger(__name__)
 
 # Real providers give up quickly on a slow merchant; so does the sandbox.
 DELIVERY_TIMEOUT = (3.0, 10.0)
-# The longest the dispatcher sleeps without looking at the table; new
-# notifications and control calls wake it sooner.
+# The longest the dispatcher sleeps without looking at the tables; new
+# notifications, new processing refunds and control calls wake it sooner,
+# and it sleeps no longer than until the next refund is due.
 IDLE_POLL_SECONDS = 1.0
 RESPONSE_BODY_LOG_LIMIT = 2000
 
@@ -250,7 +256,11 @@ def notifications_deliver_due() -> float:
 
 
 class NotificationDispatcher(threading.Thread):
-    """The one thread that sends notifications; it never dies of an error."""
+    """The one thread that sends notifications and settles the refunds due by
+    time (runtime setting refund_settle_after_seconds); it never dies of an
+    error. It sleeps until the next notification or refund is due, at most
+    IDLE_POLL_SECONDS; queued notifications, new refunds and control calls
+    wake it sooner."""
 
     def __init__(self) -> None:
         super().__init__(name="notification-dispatcher", daemon=True)
@@ -259,12 +269,21 @@ class NotificationDispatcher(threading.Thread):
     def run(self) -> None:
         while not self.stopping.is_set():
             _wake.clear()
+            wait = IDLE_POLL_SECONDS
+            # First the refunds due by time, so the notifications their
+            # settling queues go out in this same round.
             try:
                 close_old_connections()
-                wait = notifications_deliver_due()
+                settle_wait = refunds_settle_due()
+            except Exception:
+                logger.exception("settling refunds failed; retrying shortly")
+            else:
+                if settle_wait is not None:
+                    wait = min(wait, settle_wait)
+            try:
+                wait = min(wait, notifications_deliver_due())
             except Exception:
                 logger.exception("notification dispatch failed; retrying shortly")
-                wait = IDLE_POLL_SECONDS
             _wake.wait(timeout=wait)
 
     def stop(self) -> None:

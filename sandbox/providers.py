@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from django.utils.module_loading import import_string
 
 if TYPE_CHECKING:
-    from sandbox.models import Notification
+    from sandbox.models import Notification, Refund
 
 PROVIDERS: dict[str, str] = {
     "alipay": "sandbox.alipay.provider.ALIPAY",
@@ -63,6 +63,11 @@ class Provider:
     notification_format: NotificationFormat
     # target -> mode -> parameter check, for the provider's calls ("alipay.refund").
     call_faults: Mapping[str, Mapping[str, ParamsCheck]]
+    # End a processing refund SUCCESS now (the money moves) and queue what
+    # that sends, as a refund query that settles it does; raises
+    # InvalidTransition when it has already ended. Used when the refund is
+    # due by time (runtime setting refund_settle_after_seconds).
+    refund_settle: Callable[[Refund], Refund]
     # Targets whose rules stay in force until cleared instead of being used up.
     standing_targets: frozenset[str] = frozenset()
     # Notification kind -> its fault target; a kind not named uses
@@ -78,6 +83,10 @@ class Provider:
     # How many refund queries a new refund stays processing for, unless a
     # fault rule says otherwise (runtime setting refund_processing_queries).
     default_refund_processing_queries: int = 0
+    # Does a processing refund end by itself after a while (WeChat Pay)? The
+    # start-up option --refund-settle-after then says when; the others start
+    # with null (never) in refund_settle_after_seconds.
+    refunds_settle_by_themselves: bool = False
 
     def notify_target(self, kind: str) -> str:
         return self.notify_targets.get(kind, self.code + NOTIFY_TARGET_SUFFIX)

@@ -12,6 +12,13 @@
 - `refund_processing_queries`: per provider, how many refund queries a new
   refund stays processing for (a `processing` fault rule overrides it);
   Alipay 0, WeChat Pay 1.
+- `refund_settle_after_seconds`: per provider, the sandbox-clock seconds
+  (times the time scale) after its creation at which a refund still
+  processing ends SUCCESS by itself, as the control API's settle does (the
+  money moves, the refund notification is queued), whatever queries it
+  still waits for (a `processing` fault rule included); null: never.
+  WeChat Pay starts with `--refund-settle-after` (default 10), Alipay null.
+  The notification dispatcher thread does the settling.
 
 Process-wide and in memory: one process serves every thread. Defaults come
 from the settings (env / command line); POST /_control/settings changes them.
@@ -41,6 +48,7 @@ class RuntimeSettings:
     timestamp_tolerance_seconds: float = DEFAULT_TIMESTAMP_TOLERANCE_SECONDS
     notify_schedules: Mapping[str, tuple[float, ...]] = field(default_factory=dict)
     refund_processing_queries: Mapping[str, int] = field(default_factory=dict)
+    refund_settle_after_seconds: Mapping[str, float | None] = field(default_factory=dict)
 
     def as_json(self) -> dict:
         return {
@@ -49,6 +57,7 @@ class RuntimeSettings:
             "timestamp_tolerance_seconds": self.timestamp_tolerance_seconds,
             "notify_schedules": {provider: list(delays) for provider, delays in self.notify_schedules.items()},
             "refund_processing_queries": dict(self.refund_processing_queries),
+            "refund_settle_after_seconds": dict(self.refund_settle_after_seconds),
         }
 
 
@@ -64,6 +73,10 @@ def _defaults() -> RuntimeSettings:
         notify_schedules={code: tuple(provider_get(code).notification_format.default_schedule) for code in provider_codes()},
         refund_processing_queries={
             code: provider_get(code).default_refund_processing_queries for code in provider_codes()
+        },
+        refund_settle_after_seconds={
+            code: settings.SANDBOX_REFUND_SETTLE_AFTER if provider_get(code).refunds_settle_by_themselves else None
+            for code in provider_codes()
         },
     )
 
@@ -112,6 +125,24 @@ def _processing_queries(value: object, known: Mapping[str, int]) -> dict[str, in
     return counts
 
 
+def _settle_after(value: object, known: Mapping[str, float | None]) -> dict[str, float | None]:
+    if not isinstance(value, dict):
+        raise RuntimeSettingInvalid("refund_settle_after_seconds must be an object: provider -> seconds or null")
+    after = dict(known)
+    for provider, seconds in value.items():
+        if provider not in known:
+            raise RuntimeSettingInvalid(f"unknown provider in refund_settle_after_seconds: {provider}")
+        name = f"refund_settle_after_seconds.{provider}"
+        if seconds is None:
+            after[provider] = None
+            continue
+        try:
+            after[provider] = _finite_number(name, seconds, minimum=0)
+        except RuntimeSettingInvalid:
+            raise RuntimeSettingInvalid(f"{name} must be a number >= 0 or null") from None
+    return after
+
+
 def runtime_update(changes: Mapping[str, object]) -> RuntimeSettings:
     """Apply the named changes (all or none); raises RuntimeSettingInvalid."""
     global _current
@@ -129,6 +160,10 @@ def runtime_update(changes: Mapping[str, object]) -> RuntimeSettings:
         elif name == "refund_processing_queries":
             updated = replace(
                 updated, refund_processing_queries=_processing_queries(value, current.refund_processing_queries)
+            )
+        elif name == "refund_settle_after_seconds":
+            updated = replace(
+                updated, refund_settle_after_seconds=_settle_after(value, current.refund_settle_after_seconds)
             )
         else:
             raise RuntimeSettingInvalid(f"unknown setting: {name}")

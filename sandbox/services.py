@@ -26,7 +26,7 @@ from sandbox.exceptions import (
 )
 from sandbox.models import TRADE_TRANSITIONS, BillLink, FaultRule, Refund, Trade
 from sandbox.providers import provider_get
-from sandbox.runtime import provider_now
+from sandbox.runtime import provider_now, runtime_settings, scaled
 
 UNPAID = (Trade.Status.ANNOUNCED, Trade.Status.PENDING)
 ENDED_UNPAID = (Trade.Status.FAILED, Trade.Status.CLOSED, Trade.Status.VOIDED)
@@ -340,6 +340,44 @@ def refund_end(refund: Refund, *, status: str) -> Refund:
         refund.pending_queries = 0
         refund.save(update_fields=["status", "ended_at", "pending_queries"])
         return refund
+
+
+# How many due refunds one call of refunds_settle_due ends per provider;
+# the rest are due at once, so the dispatcher comes straight back for them.
+SETTLE_BATCH = 100
+
+
+def refunds_settle_due() -> float | None:
+    """End SUCCESS every refund still processing `refund_settle_after_seconds`
+    (times the time scale, sandbox clock) after its creation, the provider's
+    way (the money moves, its notification is queued), whatever refund
+    queries it still waits for. Returns the seconds until the next refund is
+    due (0 when some are due already), None when none is waiting.
+
+    Each refund ends in its own transaction through refund_end, which
+    re-reads it under the write lock: one ended meanwhile by a query or the
+    control API raises InvalidTransition and is left alone, so a refund is
+    never settled (or notified) twice.
+    """
+    next_due: float | None = None
+    for provider, after in runtime_settings().refund_settle_after_seconds.items():
+        if after is None:
+            continue
+        delay = scaled(after)
+        processing = Refund.objects.filter(trade__provider=provider, status=Refund.Status.PROCESSING)
+        due = processing.filter(created_at__lte=provider_now() - delay).order_by("created_at", "id")
+        settle = provider_get(provider).refund_settle
+        for refund in list(due[:SETTLE_BATCH]):
+            try:
+                settle(refund)
+            except (InvalidTransition, Refund.DoesNotExist):
+                # Ended meanwhile (a query, the control API) or forgotten (reset).
+                continue
+        upcoming = processing.order_by("created_at").values_list("created_at", flat=True).first()
+        if upcoming is not None:
+            wait = max((upcoming + delay - provider_now()).total_seconds(), 0.0)
+            next_due = wait if next_due is None else min(next_due, wait)
+    return next_due
 
 
 def sandbox_reset() -> None:

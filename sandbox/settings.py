@@ -1,12 +1,19 @@
 """Django settings of the sandbox gateway process (never the shop's).
 
-`python -m sandbox serve` exports SANDBOX_DB_PATH, SANDBOX_KEYS_DIR and
-SANDBOX_TIME_SCALE from its options before Django reads this module.
+`python -m sandbox serve` exports SANDBOX_DB_PATH, SANDBOX_KEYS_DIR,
+SANDBOX_TIME_SCALE and SANDBOX_REFUND_SETTLE_AFTER from its options before
+Django reads this module.
 """
 import os
 from pathlib import Path
 
-from sandbox.config import DEFAULT_DB_PATH, DEFAULT_KEYS_DIR, DEFAULT_TIME_SCALE
+from sandbox.config import (
+    DEFAULT_DB_PATH,
+    DEFAULT_KEYS_DIR,
+    DEFAULT_REFUND_SETTLE_AFTER,
+    DEFAULT_TIME_SCALE,
+    refund_settle_after_parse,
+)
 
 BASE_DIR = Path(__file__).resolve().parent
 
@@ -35,6 +42,11 @@ TEMPLATES = [
 SANDBOX_DB_PATH = Path(os.environ.get("SANDBOX_DB_PATH") or DEFAULT_DB_PATH)
 SANDBOX_KEYS_DIR = Path(os.environ.get("SANDBOX_KEYS_DIR") or DEFAULT_KEYS_DIR)
 SANDBOX_TIME_SCALE = float(os.environ.get("SANDBOX_TIME_SCALE") or DEFAULT_TIME_SCALE)
+# The start-up refund_settle_after_seconds of the providers whose refunds end
+# by themselves (WeChat Pay); None: never.
+SANDBOX_REFUND_SETTLE_AFTER = refund_settle_after_parse(
+    os.environ.get("SANDBOX_REFUND_SETTLE_AFTER") or DEFAULT_REFUND_SETTLE_AFTER
+)
 
 # WAL lets the page threads read while the dispatcher thread writes;
 # IMMEDIATE transactions take the write lock up front, so two threads never

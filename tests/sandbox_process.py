@@ -7,7 +7,11 @@
     sandbox.stop()
 
 Each instance has its own keys directory and database under `workdir`; the
-process log is `workdir/sandbox.log`. Nothing here sleeps for a fixed time:
+process log is `workdir/sandbox.log`. Refunds do not settle by time unless
+asked (`refund_settle_after`: seconds for WeChat Pay; None, the default, passes
+`none`, so a refund stays processing until queried or settled through the
+control API; SERVE_DEFAULT leaves the option and its environment variable out,
+so `serve`'s own default applies). Nothing here sleeps for a fixed time:
 readiness and conditions are polled with a deadline.
 """
 from __future__ import annotations
@@ -24,6 +28,8 @@ import requests
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
+# refund_settle_after=SERVE_DEFAULT: start with `serve`'s own default.
+SERVE_DEFAULT = "default"
 
 
 class SandboxError(RuntimeError):
@@ -48,6 +54,7 @@ class SandboxProcess:
         keys_dir: Path | None = None,
         startup_timeout: float = 60.0,
         extra_env: dict[str, str] | None = None,
+        refund_settle_after: float | str | None = None,
     ) -> None:
         self.workdir = Path(workdir)
         self.time_scale = time_scale
@@ -60,6 +67,7 @@ class SandboxProcess:
         self.ready_file = self.workdir / "sandbox.ready"
         self.startup_timeout = startup_timeout
         self.extra_env = extra_env or {}
+        self.refund_settle_after = refund_settle_after
         self.base_url = ""
         self.process: subprocess.Popen | None = None
         self._http = requests.Session()
@@ -79,7 +87,14 @@ class SandboxProcess:
             "--time-scale", repr(self.time_scale),
             "--ready-file", str(self.ready_file),
         ]  # fmt: skip
-        environment = {**os.environ, "PYTHONUNBUFFERED": "1", **self.extra_env}
+        inherited = dict(os.environ)
+        if self.refund_settle_after == SERVE_DEFAULT:
+            # serve's own default, or what extra_env says, not the shell's.
+            inherited.pop("SANDBOX_REFUND_SETTLE_AFTER", None)
+        else:
+            settle_after = "none" if self.refund_settle_after is None else str(self.refund_settle_after)
+            command += ["--refund-settle-after", settle_after]
+        environment = {**inherited, "PYTHONUNBUFFERED": "1", **self.extra_env}
         # The child picks its own settings module; don't hand it the shop's.
         environment.pop("DJANGO_SETTINGS_MODULE", None)
         with open(self.log_path, "ab") as log:

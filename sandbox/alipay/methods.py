@@ -28,6 +28,7 @@ from sandbox.exceptions import (
     TradeNotRefundable,
 )
 from sandbox.models import FaultRule, Refund, Trade
+from sandbox.notifications import dispatcher_wake
 from sandbox.runtime import provider_now, refund_processing_queries
 from sandbox.services import refund_request, trade_announce, trade_close, trade_void_unknown
 
@@ -148,6 +149,10 @@ def trade_refund_method(call: AlipayCall, fault: FaultRule | None) -> dict[str, 
             moved_now = created and refund.status == Refund.Status.SUCCEEDED
             if moved_now:
                 alipay_notify_refund(trade, refund)
+            elif created:
+                # It may settle by time (refund_settle_after_seconds): the
+                # dispatcher counts from now.
+                transaction.on_commit(dispatcher_wake)
     except RefundConflict:
         raise business_error("ACQ.DISCORDANT_REPEAT_REQUEST", "请求信息不一致: 相同out_request_no的退款金额不同") from None
     except TradeNotRefundable:

@@ -6,11 +6,12 @@ Calls: `error` answers a chosen code/sub_code without doing the work;
 done. For refunds also `crash_after` (refund done, then the connection is
 dropped, or the answer delayed by `seconds`) and `processing` (refund
 accepted with fund_change=N and left unsettled for `queries` refund
-queries). `alipay.bill_content` rules stand until cleared and alter bills.
+queries, or until refund_settle_after_seconds, when set, settles it by time). `alipay.bill_content` rules stand until cleared and alter bills.
 """
 from __future__ import annotations
 
 from sandbox.alipay.notifications import AlipayNotificationFormat
+from sandbox.alipay.trades import alipay_refund_settle
 from sandbox.faults import (
     bill_line_rule,
     error_param,
@@ -42,5 +43,6 @@ ALIPAY = Provider(
             "extra_line": bill_line_rule(needs_trade=False, amount_field="amount_minor"),
         },
     },
+    refund_settle=alipay_refund_settle,
     standing_targets=frozenset({"alipay.bill_content"}),
 )

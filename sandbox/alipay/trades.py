@@ -15,7 +15,7 @@ from sandbox.alipay.formats import BEIJING
 from sandbox.alipay.notifications import alipay_notify_payment, alipay_notify_refund
 from sandbox.models import Refund, Trade
 from sandbox.runtime import provider_now
-from sandbox.services import refund_note_query, trade_fail, trade_open, trade_pay
+from sandbox.services import refund_end, refund_note_query, trade_fail, trade_open, trade_pay
 
 PROVIDER = "alipay"
 
@@ -61,4 +61,14 @@ def alipay_refund_note_query(refund: Refund) -> Refund:
         refund, settled = refund_note_query(refund)
         if settled:
             alipay_notify_refund(Trade.objects.get(pk=refund.trade_id), refund)
+        return refund
+
+
+def alipay_refund_settle(refund: Refund) -> Refund:
+    """Settle a processing refund now (the money moves) and queue the
+    notification it triggers, as a refund query that settles it does.
+    Raises InvalidTransition when it has already ended."""
+    with transaction.atomic():
+        refund = refund_end(refund, status=Refund.Status.SUCCEEDED)
+        alipay_notify_refund(Trade.objects.get(pk=refund.trade_id), refund)
         return refund

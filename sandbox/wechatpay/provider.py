@@ -12,7 +12,8 @@ optional `message`, without doing the work; `timeout` sleeps `seconds`,
 then answers 500 SYSTEM_ERROR, work not done. For refunds also
 `crash_after` (refund done, then the connection dropped, or the answer
 delayed by `seconds`) and `processing` (`queries`: the new refund stays
-PROCESSING for that many refund queries). For the bill also `bad_hash`
+PROCESSING for that many refund queries, or until the runtime setting
+refund_settle_after_seconds ends it by time). For the bill also `bad_hash`
 (the tradebill answer announces a wrong hash_value). `wechatpay.bill_content`
 rules stand until cleared and alter bills.
 """
@@ -32,6 +33,7 @@ from sandbox.faults import (
 from sandbox.providers import ParamsCheck, Provider
 from sandbox.wechatpay.errors import CODES
 from sandbox.wechatpay.notifications import WechatPayNotificationFormat
+from sandbox.wechatpay.trades import wechatpay_refund_settle
 
 CODE_PATTERN_MAX = 64
 
@@ -72,6 +74,7 @@ WECHATPAY = Provider(
             "extra_line": bill_line_rule(needs_trade=False, amount_field="amount_minor"),
         },
     },
+    refund_settle=wechatpay_refund_settle,
     standing_targets=frozenset({"wechatpay.bill_content"}),
     notify_targets={"payment": "wechatpay.notify", "refund": "wechatpay.refund_notify"},
     forgery_modes={"sign_probe": ("sign_probe",)},
@@ -81,4 +84,7 @@ WECHATPAY = Provider(
     # So that PROCESSING is seen: the create answer and the first refund
     # query say PROCESSING, the second settles it.
     default_refund_processing_queries=1,
+    # Real WeChat Pay ends a refund by itself after a while and notifies
+    # REFUND.SUCCESS (--refund-settle-after, default 10 s).
+    refunds_settle_by_themselves=True,
 )

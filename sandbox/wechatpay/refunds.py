@@ -12,9 +12,13 @@ and `notify_url`, and `amount` {refund, total, currency}. Rules:
   their amounts; closed ones release them): 400 INVALID_REQUEST.
 A new refund is PROCESSING for the next `refund_processing_queries` refund
 queries (runtime setting, WeChat Pay default 1; a `processing` fault rule
-overrides it), then SUCCESS; with 0 it is SUCCESS at once. The control API
-can end a processing refund SUCCESS, ABNORMAL or CLOSED. Every end sends
-the refund notification to the refund's notify_url (none given: none).
+overrides it), then SUCCESS; with 0 it is SUCCESS at once. It also ends
+SUCCESS by itself `refund_settle_after_seconds` (runtime setting, start-up
+`--refund-settle-after`, default 10; times the time scale) after its
+creation, whatever queries it still waits for (the notification dispatcher
+does it). The control API can end a processing refund SUCCESS, ABNORMAL or
+CLOSED. Every end sends the refund notification to the refund's notify_url
+(none given: none).
 
 `GET /v3/refund/domestic/refunds/{out_refund_no}` -> the §6.6 object; 404
 RESOURCE_NOT_EXISTS when unknown.
@@ -25,6 +29,7 @@ from django.db import transaction
 
 from sandbox.exceptions import RefundConflict, RefundExceedsRefundable, TradeNotRefundable
 from sandbox.models import FaultRule, Refund, Trade
+from sandbox.notifications import dispatcher_wake
 from sandbox.runtime import provider_now, refund_processing_queries
 from sandbox.services import refund_request, trade_find
 from sandbox.wechatpay import fields
@@ -85,6 +90,10 @@ def refund_create(call: V3Call, fault: FaultRule | None) -> Answer:
             refund = Refund.objects.select_related("trade").get(pk=refund.pk)
             if created and refund.status == Refund.Status.SUCCEEDED:
                 wechatpay_notify_refund(refund)
+            elif created:
+                # It may end by time (refund_settle_after_seconds): the
+                # dispatcher counts from now.
+                transaction.on_commit(dispatcher_wake)
     except RefundConflict:
         raise WechatPayError("INVALID_REQUEST", "订单金额或退款金额与之前请求不一致, 请核实后再试") from None
     except TradeNotRefundable:

@@ -48,3 +48,10 @@ def wechatpay_refund_end(refund: Refund, *, status: str) -> Refund:
         refund = refund_end(refund, status=status)
         wechatpay_notify_refund(refund)
         return refund
+
+
+def wechatpay_refund_settle(refund: Refund) -> Refund:
+    """End a processing refund SUCCESS now and queue REFUND.SUCCESS to its
+    notify_url, as the control API's settle does. Raises InvalidTransition
+    when it has already ended."""
+    return wechatpay_refund_end(refund, status=Refund.Status.SUCCEEDED)

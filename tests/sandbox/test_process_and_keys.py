@@ -1,4 +1,5 @@
 """`python -m sandbox keys` and `serve`: the key layout the shop relies on, and start-up."""
+import os
 import subprocess
 import sys
 
@@ -7,7 +8,7 @@ import requests
 from cryptography.hazmat.primitives import serialization
 
 from tests.sandbox.alipay_client import AlipayTestClient
-from tests.sandbox_process import REPO_ROOT, SandboxProcess
+from tests.sandbox_process import REPO_ROOT, SERVE_DEFAULT, SandboxProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("sandbox")]
 
@@ -91,3 +92,34 @@ def test_a_second_sandbox_with_its_own_keys_and_clock(tmp_path):
         url = other.base_url
     with pytest.raises(requests.ConnectionError):
         requests.get(url + "/_control/health", timeout=2)
+
+
+def test_serve_settles_wechatpay_refunds_after_10_seconds_by_default(tmp_path, sandbox_process):
+    """`make run` shows the refund notification path: WeChat Pay refunds end by themselves."""
+    with SandboxProcess(tmp_path, keys_dir=sandbox_process.keys_dir, refund_settle_after=SERVE_DEFAULT) as other:
+        start = other.control("GET", "settings")["refund_settle_after_seconds"]
+        other.control("POST", "settings", {"refund_settle_after_seconds": {"wechatpay": None}})
+        restored = other.control("POST", "reset", {"settings": True})["settings"]["refund_settle_after_seconds"]
+
+    assert start == restored == {"alipay": None, "wechatpay": 10}
+    assert sandbox_process.control("GET", "settings")["refund_settle_after_seconds"]["wechatpay"] is None
+
+
+@pytest.mark.parametrize(
+    ("options", "environment"),
+    [
+        (["--refund-settle-after", "soon"], {}),
+        (["--refund-settle-after=-1"], {}),
+        ([], {"SANDBOX_REFUND_SETTLE_AFTER": "later"}),
+    ],
+)
+def test_serve_refuses_a_bad_refund_settle_after(tmp_path, options, environment):
+    done = subprocess.run(
+        [sys.executable, "-m", "sandbox", "serve", "--keys-dir", str(tmp_path / "keys"),
+         "--db", str(tmp_path / "db.sqlite3"), "--port", "0", *options],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60, env={**os.environ, **environment},
+    )  # fmt: skip
+
+    assert done.returncode == 2
+    assert "--refund-settle-after" in done.stderr and "seconds >= 0 or 'none'" in done.stderr
+    assert not (tmp_path / "db.sqlite3").exists()

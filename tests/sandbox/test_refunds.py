@@ -130,3 +130,24 @@ def test_refund_query_reports_success_or_nothing(sandbox, sdk, alipay, merchant,
     assert unknown["code"] == "10000"
     assert "refund_status" not in unknown and "refund_amount" not in unknown
     assert "gmt_refund_pay" in detailed.node and "gmt_refund_pay" not in done
+
+
+def test_a_processing_refund_settles_by_time_when_asked_and_notifies(sandbox, sdk, alipay, merchant, out_trade_no):
+    paid_trade(sandbox, alipay, merchant, out_trade_no, amount="50.00")
+    sandbox.control("POST", "faults", {"target": "alipay.refund", "mode": "processing", "queries": 100})
+    # Null by default for Alipay; 5 ms at the tests' time scale.
+    sandbox.control("POST", "settings", {"refund_settle_after_seconds": {"alipay": 5}})
+
+    accepted = refund(alipay, out_trade_no, "20.00", "R1")
+    # No query: the sandbox settles it by itself, as a settling query would.
+    notification = merchant.wait_for_notifications(out_trade_no, 2)[1]
+
+    assert (accepted.code, accepted.node["fund_change"]) == ("10000", "N")
+    fields = notification.fields
+    assert sdk_verifies(sdk, fields)
+    assert (fields["trade_status"], fields["refund_fee"], fields["out_biz_no"]) == ("TRADE_SUCCESS", "20.00", "R1")
+    trade = sandbox.control("GET", f"alipay/trades/{out_trade_no}")
+    assert (trade["refund_count"], trade["refunded_minor"]) == (1, 2000)
+    queried = alipay.call("alipay.trade.fastpay.refund.query", {"out_trade_no": out_trade_no, "out_request_no": "R1"})
+    assert queried.node["refund_status"] == "REFUND_SUCCESS"
+    assert len(merchant.notifications(out_trade_no)) == 2
