@@ -19,12 +19,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
+
+from tests.polling import wait_for
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 T = TypeVar("T")
@@ -167,14 +168,7 @@ class SandboxProcess:
         self, predicate: Callable[[], T], timeout: float = 10.0, *, interval: float = 0.02, what: str = ""
     ) -> T:
         """Poll `predicate` until it returns something truthy; return that value."""
-        deadline = time.monotonic() + timeout
-        while True:
-            value = predicate()
-            if value:
-                return value
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"gave up waiting for {what or predicate!r} after {timeout}s")
-            time.sleep(interval)
+        return wait_for(predicate, timeout=timeout, interval=interval, what=what)
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""

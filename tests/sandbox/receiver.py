@@ -7,7 +7,6 @@ that decrypts the notification's resource."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -48,7 +47,8 @@ class MerchantReceiver:
         self.answer = answer
         self.reference = reference
         self.received: list[Received] = []
-        self._lock = threading.Lock()
+        # Waiters sleep on the condition and wake when a request is recorded.
+        self._arrived = threading.Condition()
         receiver = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -79,13 +79,14 @@ class MerchantReceiver:
     def _record(self, method: str, path: str, headers: dict, body: bytes, fields: dict) -> tuple[int, bytes]:
         request = Received(method, path, headers, body, fields, 0, datetime.now(UTC))
         request = replace(request, reference=self.reference(request))
-        with self._lock:
+        with self._arrived:
             request = replace(request, sequence=len(self.received))
             earlier = sum(
                 1 for other in self.received
                 if other.method == method and other.reference == request.reference
             )  # fmt: skip
             self.received.append(request)
+            self._arrived.notify_all()
         return self.answer(request, earlier)
 
     def start(self) -> MerchantReceiver:
@@ -122,29 +123,22 @@ class MerchantReceiver:
         return self.base_url + "/payments/wechatpay/return/"
 
     def notifications(self, out_trade_no: str | None = None) -> list[Received]:
-        with self._lock:
+        with self._arrived:
             return [
                 request for request in self.received
                 if request.method == "POST" and out_trade_no in (None, request.reference)
             ]  # fmt: skip
 
+    def _wait(self, found: Callable[[], list[Received]], count: int, timeout: float, what: str) -> list[Received]:
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: len(found()) >= count, timeout=timeout):
+                raise TimeoutError(f"{len(found())} of {count} {what} arrived")
+            return found()
+
     def wait_for_posts(self, count: int, timeout: float = 10.0) -> list[Received]:
         """Every POST, whatever it concerns (forgeries that do not decrypt too)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            found = self.notifications()
-            if len(found) >= count:
-                return found
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"{len(found)} of {count} POSTs arrived")
-            time.sleep(0.01)
+        return self._wait(self.notifications, count, timeout, "POSTs")
 
     def wait_for_notifications(self, out_trade_no: str, count: int, timeout: float = 10.0) -> list[Received]:
-        deadline = time.monotonic() + timeout
-        while True:
-            found = self.notifications(out_trade_no)
-            if len(found) >= count:
-                return found
-            if time.monotonic() >= deadline:
-                raise TimeoutError(f"{len(found)} of {count} notifications for {out_trade_no} arrived")
-            time.sleep(0.01)
+        return self._wait(lambda: self.notifications(out_trade_no), count, timeout,
+                          f"notifications for {out_trade_no}")
