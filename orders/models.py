@@ -4,7 +4,7 @@ from django.db.models import Q
 from django.urls import reverse
 from django.utils.translation import gettext_lazy as _
 
-from shop.actors import ActorKind
+from shop.actors import ActorEvent
 from shop.money import Money
 
 
@@ -129,28 +129,16 @@ class OrderLine(models.Model):
         return self.unit_price_minor * self.quantity
 
 
-class OrderEvent(models.Model):
+class OrderEvent(ActorEvent):
     """Append-only log of every order status change."""
 
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="events")
     from_status = models.CharField(max_length=32, choices=OrderStatus.choices, blank=True)
     to_status = models.CharField(max_length=32, choices=OrderStatus.choices)
-    actor_kind = models.CharField(max_length=16, choices=ActorKind.choices)
-    actor_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.PROTECT,
-        null=True,
-        blank=True,
-        related_name="+",
-    )
-    actor_label = models.CharField(max_length=64, blank=True)
-    reason = models.TextField(blank=True)
     # What caused it, e.g. "payment:12", "notification:34", "task:order_close_expired".
     reference = models.CharField(max_length=100, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
 
-    class Meta:
-        ordering = ["created_at", "pk"]
+    class Meta(ActorEvent.Meta):
         verbose_name = _("order event")
         verbose_name_plural = _("order events")
 

@@ -108,8 +108,7 @@ def order_place(
                 order=order,
                 from_status="",
                 to_status=order.status,
-                actor_kind=Actor.shopper(shopper).kind,
-                actor_user=shopper,
+                **Actor.shopper(shopper).stamp(),
                 reason="checkout",
             )
     except IntegrityError:
@@ -212,9 +211,7 @@ def _apply_transition(
         order=order,
         from_status=from_status,
         to_status=to_status,
-        actor_kind=actor.kind,
-        actor_user=actor.user,
-        actor_label=actor.label,
+        **actor.stamp(),
         reason=reason,
         reference=reference,
     )

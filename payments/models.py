@@ -1,10 +1,9 @@
-from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 from payments.gateways.base import PayMethod, TradeStatus
-from shop.actors import ActorKind
+from shop.actors import ActorEvent
 from shop.money import Money
 
 
@@ -110,27 +109,19 @@ class Payment(models.Model):
         return self.status in (PaymentStatus.CREATED, PaymentStatus.PENDING)
 
 
-class PaymentEvent(models.Model):
+class PaymentEvent(ActorEvent):
     """Append-only log of every payment status change and gateway exchange."""
 
     payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="events")
     from_status = models.CharField(max_length=16, choices=PaymentStatus.choices, blank=True)
     to_status = models.CharField(max_length=16, choices=PaymentStatus.choices)
-    actor_kind = models.CharField(max_length=16, choices=ActorKind.choices)
-    actor_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
-    )
-    actor_label = models.CharField(max_length=64, blank=True)
-    reason = models.TextField(blank=True)
     notification = models.ForeignKey(
         "payments.GatewayNotification", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
     # The gateway's answer that caused the change (a query result), if any.
     detail = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
 
-    class Meta:
-        ordering = ["created_at", "pk"]
+    class Meta(ActorEvent.Meta):
         verbose_name = _("payment event")
         verbose_name_plural = _("payment events")
 

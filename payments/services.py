@@ -115,9 +115,7 @@ def _apply_transition(
         payment=payment,
         from_status=from_status,
         to_status=to_status,
-        actor_kind=actor.kind,
-        actor_user=actor.user,
-        actor_label=actor.label,
+        **actor.stamp(),
         reason=reason,
         notification=notification,
         detail=detail or {},
@@ -133,9 +131,7 @@ def _record_event(payment: Payment, *, actor: Actor, reason: str, detail: dict |
         payment=payment,
         from_status=payment.status,
         to_status=payment.status,
-        actor_kind=actor.kind,
-        actor_user=actor.user,
-        actor_label=actor.label,
+        **actor.stamp(),
         reason=reason,
         notification=notification,
         detail=detail or {},
@@ -188,7 +184,7 @@ def payment_start(
         )
         PaymentEvent.objects.create(
             payment=payment, from_status="", to_status=PaymentStatus.CREATED,
-            actor_kind=actor.kind, actor_user=actor.user, actor_label=actor.label,
+            **actor.stamp(),
             reason=f"{gateway_code} {method}",
         )
 

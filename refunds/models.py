@@ -3,7 +3,7 @@ from django.db import models
 from django.db.models import F, Q
 from django.utils.translation import gettext_lazy as _
 
-from shop.actors import ActorKind
+from shop.actors import ActorEvent
 from shop.money import Money
 
 
@@ -174,24 +174,17 @@ class RefundApproval(models.Model):
         return f"{self.refund_id} approved by {self.reviewer_id}"
 
 
-class RefundEvent(models.Model):
+class RefundEvent(ActorEvent):
     """Append-only log of every refund change and gateway exchange."""
 
     refund = models.ForeignKey(Refund, on_delete=models.CASCADE, related_name="events")
     from_status = models.CharField(max_length=16, choices=RefundStatus.choices, blank=True)
     to_status = models.CharField(max_length=16, choices=RefundStatus.choices)
-    actor_kind = models.CharField(max_length=16, choices=ActorKind.choices)
-    actor_user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
-                                   related_name="+")
-    actor_label = models.CharField(max_length=64, blank=True)
-    reason = models.TextField(blank=True)
     notification = models.ForeignKey("payments.GatewayNotification", on_delete=models.PROTECT, null=True,
                                      blank=True, related_name="+")
     detail = models.JSONField(default=dict, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
 
-    class Meta:
-        ordering = ["created_at", "pk"]
+    class Meta(ActorEvent.Meta):
         verbose_name = _("refund event")
         verbose_name_plural = _("refund events")
 

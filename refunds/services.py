@@ -92,9 +92,7 @@ def _record_event(refund: Refund, *, actor: Actor, reason: str, from_status: str
         refund=refund,
         from_status=refund.status if from_status is None else from_status,
         to_status=refund.status,
-        actor_kind=actor.kind,
-        actor_user=actor.user,
-        actor_label=actor.label,
+        **actor.stamp(),
         reason=reason,
         notification=notification,
         detail=detail or {},
@@ -364,8 +362,7 @@ def refund_submit(*, refund_id: int) -> Refund:
 
 def _note_gateway_error(refund: Refund, message: str) -> None:
     Refund.objects.filter(pk=refund.pk).update(last_error=message[:2000], updated_at=timezone.now())
-    RefundEvent.objects.create(refund=refund, from_status=refund.status, to_status=refund.status,
-                               actor_kind=SYSTEM.kind, actor_label=SYSTEM.label, reason=message[:2000])
+    _record_event(refund, actor=SYSTEM, reason=message[:2000])
     logger.warning("refund %s: %s", refund.out_refund_no, message)
 
 

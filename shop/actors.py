@@ -4,6 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from django.conf import settings
 from django.db import models
 from django.utils.translation import gettext_lazy as _
 
@@ -40,3 +41,23 @@ class Actor:
     @classmethod
     def system(cls, job: str) -> Actor:
         return cls(ActorKind.SYSTEM, label=job)
+
+    def stamp(self) -> dict:
+        """The actor fields of an ActorEvent row."""
+        return {"actor_kind": self.kind, "actor_user": self.user, "actor_label": self.label}
+
+
+class ActorEvent(models.Model):
+    """What every event log row (orders, payments, refunds) records: who or what, why, when."""
+
+    actor_kind = models.CharField(max_length=16, choices=ActorKind.choices)
+    actor_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    actor_label = models.CharField(max_length=64, blank=True)
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["created_at", "pk"]
