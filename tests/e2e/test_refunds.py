@@ -23,13 +23,21 @@ from datetime import timedelta
 
 import lxml.html
 import pytest
+import requests
 from celery.exceptions import Retry
 from django.utils import timezone
 
 from orders.models import Order, OrderStatus
 from payments.gateways.alipay.gateway import AlipayGateway
 from payments.gateways.wechatpay.gateway import WechatPayGateway
-from payments.models import NotificationOutcome, Payment, PaymentStatus, RefundRequired
+from payments.models import (
+    GatewayNotification,
+    NotificationKind,
+    NotificationOutcome,
+    Payment,
+    PaymentStatus,
+    RefundRequired,
+)
 from refunds.exceptions import InvalidRefundAmount, RefundNotAllowed
 from refunds.models import Refund, RefundApproval, RefundBalance, RefundReason, RefundStatus
 from refunds.services import refunds_create_automatic_pending, refunds_poll_processing
@@ -207,6 +215,67 @@ def test_wechatpay_partial_refund_notification_sent_three_times_is_applied_once(
         lambda: [n for n in sandbox_refund_notifications(sandbox, payment) if len(n["deliveries"]) == 3],
         what="the delivery log")
     assert [d["status_code"] for d in sent["deliveries"]] == [200, 200, 200]
+
+
+def test_forged_and_malformed_refund_notifications_are_refused_and_the_genuine_one_applies_once(
+        shop, sandbox, live_server):
+    sandbox.control("POST", "settings", {"refund_processing_queries": {"wechatpay": 10}})
+    sandbox.control("POST", "faults", {
+        "target": "wechatpay.refund_notify", "mode": "forge",
+        "variants": ["bad_signature", "unknown_serial", "stale_timestamp", "undecryptable", "tampered_amount",
+                     "wrong_mchid"],
+    })
+    order, payment = paid_order(shop, sandbox, {"CUP-WHITE": 2}, gateway="wechatpay")
+    refund = approve(apply(order, 3990))
+
+    sandbox.control("POST", f"wechatpay/refunds/{refund.out_refund_no}/settle", {"status": "SUCCESS"})
+
+    every = GatewayNotification.objects.filter(kind=NotificationKind.REFUND)
+    wait_for(lambda: every.exclude(outcome=NotificationOutcome.RECEIVED).count() >= 7,
+             what="six forgeries and the genuine notification")
+    outcomes = list(every.values_list("outcome", flat=True))
+    assert outcomes.count(NotificationOutcome.REJECTED) == 6
+    assert outcomes.count(NotificationOutcome.APPLIED) == 1
+    assert refund_status(refund) == RefundStatus.SUCCEEDED
+    assert succeeded_events(refund) == 1
+    assert balance(payment) == (7980, 3990, 3990)
+    assert order_status(order) == OrderStatus.PARTIALLY_REFUNDED
+
+    # Posted by hand: malformed bodies are refused with WeChat's error JSON, never a 500.
+    notify = f"{live_server.url}/refunds/wechatpay/notify/"
+    for body, headers in [
+        (b"", {}),
+        (b"{not json", {"Content-Type": "application/json"}),
+        (b'{"id": "EV-1", "resource": {}}', {"Content-Type": "application/json", "Wechatpay-Serial": "X",
+                                            "Wechatpay-Timestamp": "1", "Wechatpay-Nonce": "n",
+                                            "Wechatpay-Signature": "c2ln"}),
+    ]:
+        response = requests.post(notify, data=body, headers=headers, timeout=10)
+        assert 400 <= response.status_code < 500, response.text
+        assert response.json()["code"] == "FAIL"
+    assert refund_status(refund) == RefundStatus.SUCCEEDED
+    assert succeeded_events(refund) == 1
+
+
+def test_thirty_parallel_copies_of_a_refund_notification_settle_the_refund_once(shop, sandbox):
+    sandbox.control("POST", "settings", {"refund_processing_queries": {"wechatpay": 10}})
+    sandbox.control("POST", "faults", {"target": "wechatpay.refund_notify", "mode": "duplicate", "copies": 30})
+    order, payment = paid_order(shop, sandbox, {"CUP-WHITE": 2}, gateway="wechatpay")
+    refund = approve(apply(order, 7980))
+
+    sandbox.control("POST", f"wechatpay/refunds/{refund.out_refund_no}/settle", {"status": "SUCCESS"})
+
+    wait_for(lambda: refund_notifications(refund).exclude(outcome=NotificationOutcome.RECEIVED).count() == 30,
+             timeout=30, what="thirty copies")
+    outcomes = list(refund_notifications(refund).values_list("outcome", flat=True))
+    assert (outcomes.count(NotificationOutcome.APPLIED), outcomes.count(NotificationOutcome.DUPLICATE)) == (1, 29)
+    assert succeeded_events(refund) == 1
+    assert balance(payment) == (7980, 7980, 7980)
+    assert order_status(order) == OrderStatus.REFUNDED
+    (sent,) = sandbox.wait_for(
+        lambda: [n for n in sandbox_refund_notifications(sandbox, payment) if len(n["deliveries"]) == 30],
+        what="the delivery log")
+    assert {d["status_code"] for d in sent["deliveries"]} == {200}
 
 
 # -- Polling: the notification is lost, the janitor asks ------------------------------
