@@ -31,7 +31,13 @@ from orders.models import ORDER_TRANSITIONS, Order, OrderEvent, OrderStatus
 from orders.services import order_transition
 from payments.exceptions import AmountMismatch, GatewayRejected, GatewayUnavailable, InvalidNotification
 from payments.gateways import get_gateway
-from payments.gateways.base import Acknowledgement, RawNotification, RefundRequest, RefundState, RefundStatus
+from payments.gateways.base import (
+    Acknowledgement,
+    GatewayRefundStatus,
+    RawNotification,
+    RefundRequest,
+    RefundState,
+)
 from payments.models import GatewayNotification, NotificationKind, NotificationOutcome, Payment, PaymentStatus
 from refunds import metrics
 from refunds.exceptions import (
@@ -390,19 +396,19 @@ def refund_apply_state(*, refund_id: int, state: RefundState, actor: Actor,
     Idempotent: a repeated SUCCEEDED adds nothing. Raises AmountMismatch when
     the gateway reports another amount (nothing applied).
     """
-    if state.amount_minor is not None and state.status == RefundStatus.SUCCEEDED:
+    if state.amount_minor is not None and state.status == GatewayRefundStatus.SUCCEEDED:
         expected = Refund.objects.values_list("amount_minor", flat=True).get(pk=refund_id)
         if state.amount_minor != expected:
             raise AmountMismatch(f"refund {refund_id}: gateway says {state.amount_minor}, ours is {expected}")
-    if state.status == RefundStatus.CLOSED:
+    if state.status == GatewayRefundStatus.CLOSED:
         return _refund_fail(refund_id=refund_id, message=state.message or "closed by the gateway", actor=actor,
-                            gateway_status=RefundStatus.CLOSED)
+                            gateway_status=GatewayRefundStatus.CLOSED)
     with transaction.atomic():
         refund, balance, order = refund_for_update(refund_id=refund_id)
         detail = {"gateway_status": str(state.status), "gateway_refund_id": state.gateway_refund_id}
         refund.gateway_status = state.status
         refund.save(update_fields=["gateway_status", "updated_at"])
-        if state.status == RefundStatus.SUCCEEDED and refund.status in (Status.PROCESSING, Status.ABNORMAL):
+        if state.status == GatewayRefundStatus.SUCCEEDED and refund.status in (Status.PROCESSING, Status.ABNORMAL):
             _apply_transition(
                 refund, to_status=Status.SUCCEEDED, actor=actor, reason="money returned",
                 notification=notification, detail=detail,
@@ -415,7 +421,7 @@ def refund_apply_state(*, refund_id: int, state: RefundState, actor: Actor,
             _order_refund_state_sync(order, actor=actor)
             transaction.on_commit(lambda: _enqueue_shopper_email(refund.pk, "succeeded"))
             metrics.refunds_finished.labels(gateway=refund.payment.gateway, status="succeeded").inc()
-        elif state.status == RefundStatus.ABNORMAL and refund.status == Status.PROCESSING:
+        elif state.status == GatewayRefundStatus.ABNORMAL and refund.status == Status.PROCESSING:
             _apply_transition(refund, to_status=Status.ABNORMAL, actor=actor,
                               reason="the gateway could not return the money by the original route",
                               notification=notification, detail=detail,
@@ -424,7 +430,7 @@ def refund_apply_state(*, refund_id: int, state: RefundState, actor: Actor,
             logger.error("refund %s is ABNORMAL at %s: staff must handle it", refund.out_refund_no,
                          refund.payment.gateway)
             metrics.refunds_finished.labels(gateway=refund.payment.gateway, status="abnormal").inc()
-        elif state.status in (RefundStatus.PROCESSING, RefundStatus.NOT_FOUND) and state.gateway_refund_id:
+        elif state.status in (GatewayRefundStatus.PROCESSING, GatewayRefundStatus.NOT_FOUND) and state.gateway_refund_id:
             if not refund.gateway_refund_id:
                 refund.gateway_refund_id = state.gateway_refund_id
                 refund.save(update_fields=["gateway_refund_id", "updated_at"])
@@ -458,7 +464,7 @@ def refund_retry(*, refund_id: int, staff) -> Refund:
         _reserve(balance, refund)
         extra_fields = {"gave_up_at": None, "poll_count": 0}
         detail = {}
-        if refund.gateway_status == RefundStatus.CLOSED:
+        if refund.gateway_status == GatewayRefundStatus.CLOSED:
             detail = {"closed_out_refund_no": refund.out_refund_no}
             extra_fields.update(out_refund_no=_retry_refund_no(refund), gateway_status="", gateway_refund_id="")
         _apply_transition(refund, to_status=Status.PROCESSING, actor=Actor.staff(staff), reason="retry by staff",
@@ -479,7 +485,7 @@ def refund_settle_abnormal(*, refund_id: int, staff, succeeded: bool, note: str)
             if refund.status != Status.ABNORMAL:
                 raise InvalidTransition(refund.out_refund_no, refund.status, Status.FAILED)
         return _refund_fail(refund_id=refund_id, message=note, actor=Actor.staff(staff))
-    state = RefundState(out_refund_no="", status=RefundStatus.SUCCEEDED, message=note)
+    state = RefundState(out_refund_no="", status=GatewayRefundStatus.SUCCEEDED, message=note)
     with transaction.atomic():
         refund, _b, _o = refund_for_update(refund_id=refund_id)
         if refund.status != Status.ABNORMAL:
@@ -505,7 +511,7 @@ def refund_poll(*, refund_id: int) -> Refund:
     refund = Refund.objects.select_related("payment").get(pk=refund_id)
     gateway = get_gateway(refund.payment.gateway)
     state = gateway.query_refund(out_trade_no=refund.payment.out_trade_no, out_refund_no=refund.out_refund_no)
-    if state.status == RefundStatus.NOT_FOUND:
+    if state.status == GatewayRefundStatus.NOT_FOUND:
         return refund_submit(refund_id=refund_id)
     return refund_apply_state(refund_id=refund_id, state=state, actor=Actor.system("refund-poll"))
 

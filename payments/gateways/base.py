@@ -124,14 +124,13 @@ class PaymentNotification:
     # WeChat Pay notification id); unique per provider in the inbox.
     dedupe_key: str
     paid_at: datetime | None = None
-    # Alipay sends payment notifications again after refunds, carrying the
-    # cumulative refunded amount and the refund's request number.
-    refunded_minor: int | None = None
-    out_refund_no: str = ""
     raw: Mapping[str, Any] = field(default_factory=dict)
 
 
-class RefundStatus(enum.StrEnum):
+class GatewayRefundStatus(enum.StrEnum):
+    """What a gateway says of a refund; the refund's own lifecycle is
+    refunds.models.RefundStatus."""
+
     NOT_FOUND = "not_found"  # the provider has no refund under that number
     PROCESSING = "processing"
     SUCCEEDED = "succeeded"
@@ -155,7 +154,7 @@ class RefundRequest:
 @dataclass(frozen=True)
 class RefundState:
     out_refund_no: str
-    status: RefundStatus
+    status: GatewayRefundStatus
     amount_minor: int | None = None
     gateway_refund_id: str = ""
     refunded_at: datetime | None = None
@@ -169,7 +168,7 @@ class RefundNotification:
 
     out_trade_no: str
     out_refund_no: str
-    status: RefundStatus
+    status: GatewayRefundStatus
     amount_minor: int
     total_minor: int | None
     gateway_refund_id: str

@@ -20,6 +20,7 @@ from payments.gateways.base import (
     ActionKind,
     CloseOutcome,
     Gateway,
+    GatewayRefundStatus,
     PaymentAction,
     PaymentNotification,
     PaymentRequest,
@@ -27,7 +28,6 @@ from payments.gateways.base import (
     RawNotification,
     RefundRequest,
     RefundState,
-    RefundStatus,
     TradeState,
     TradeStatus,
 )
@@ -53,8 +53,8 @@ class FakeGateway(Gateway):
         self.fail_next: dict[str, Exception] = {}
         # What a new refund turns into; PROCESSING ones settle on query as
         # `refund_settles_as`.
-        self.refund_outcome = RefundStatus.SUCCEEDED
-        self.refund_settles_as = RefundStatus.SUCCEEDED
+        self.refund_outcome = GatewayRefundStatus.SUCCEEDED
+        self.refund_settles_as = GatewayRefundStatus.SUCCEEDED
         # Refunds that really moved money, by out_refund_no.
         self.refunds_executed: dict[str, int] = {}
 
@@ -153,7 +153,7 @@ class FakeGateway(Gateway):
             self.refunds_executed[request.out_refund_no] = request.amount_minor
             state = RefundState(out_refund_no=request.out_refund_no, status=self.refund_outcome,
                                 amount_minor=request.amount_minor, gateway_refund_id=f"R{request.out_refund_no}",
-                                refunded_at=timezone.now() if self.refund_outcome == RefundStatus.SUCCEEDED else None)
+                                refunded_at=timezone.now() if self.refund_outcome == GatewayRefundStatus.SUCCEEDED else None)
             self.refunds[request.out_refund_no] = state
         return state
 
@@ -161,8 +161,8 @@ class FakeGateway(Gateway):
         self._call("query_refund", out_refund_no)
         state = self.refunds.get(out_refund_no)
         if state is None:
-            return RefundState(out_refund_no=out_refund_no, status=RefundStatus.NOT_FOUND)
-        if state.status == RefundStatus.PROCESSING:
+            return RefundState(out_refund_no=out_refund_no, status=GatewayRefundStatus.NOT_FOUND)
+        if state.status == GatewayRefundStatus.PROCESSING:
             state = replace(state, status=self.refund_settles_as, refunded_at=timezone.now())
             self.refunds[out_refund_no] = state
         return state

@@ -9,8 +9,7 @@ from django.utils import timezone
 from orders.models import Order, OrderStatus
 from orders.services import order_close, order_transition
 from payments.exceptions import GatewayRejected, GatewayUnavailable
-from payments.gateways.base import PayMethod
-from payments.gateways.base import RefundStatus as GatewayRefundStatus
+from payments.gateways.base import GatewayRefundStatus, PayMethod
 from payments.models import Payment, PaymentStatus, RefundRequired
 from payments.services import payment_apply_notification
 from refunds.exceptions import (

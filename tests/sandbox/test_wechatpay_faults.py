@@ -7,7 +7,7 @@ import pytest
 import requests
 
 from payments.exceptions import GatewayUnavailable, InvalidNotification
-from payments.gateways.base import RefundStatus, TradeStatus
+from payments.gateways.base import GatewayRefundStatus, TradeStatus
 from tests.sandbox.flows import new_out_trade_no
 from tests.sandbox.wechatpay_client import (
     MCHID,
@@ -326,7 +326,7 @@ def test_not_enough_refuses_the_refund_until_retried(sandbox, wechatpay, wx_merc
     with pytest.raises(GatewayUnavailable):
         wechatpay.refund(request)
     assert wechat_trade(sandbox, out_trade_no)["refund_count"] == 0
-    assert wechatpay.refund(request).status == RefundStatus.PROCESSING
+    assert wechatpay.refund(request).status == GatewayRefundStatus.PROCESSING
 
 
 def test_a_timeout_rule_answers_too_late_and_does_not_refund(sandbox, wechatpay, wx_merchant, out_trade_no):
@@ -383,8 +383,8 @@ def test_a_processing_rule_keeps_the_refund_processing_for_n_queries(sandbox, we
     accepted = wechatpay.refund(refund_request(wx_merchant, out_trade_no, "R-1", 100))
     states = [wechatpay.query_refund(out_trade_no=out_trade_no, out_refund_no="R-1").status for _ in range(4)]
 
-    assert accepted.status == RefundStatus.PROCESSING
-    assert states == [RefundStatus.PROCESSING] * 3 + [RefundStatus.SUCCEEDED]
+    assert accepted.status == GatewayRefundStatus.PROCESSING
+    assert states == [GatewayRefundStatus.PROCESSING] * 3 + [GatewayRefundStatus.SUCCEEDED]
     wait_for_refund_notifications(sandbox, wx_merchant, out_trade_no, 1)
 
 
@@ -392,7 +392,7 @@ def test_a_processing_rule_of_zero_settles_at_once(sandbox, wechatpay, wx_mercha
     paid_trade(sandbox, wechatpay, wx_merchant, out_trade_no)
     add_fault(sandbox, target="wechatpay.refund", mode="processing", queries=0)
 
-    assert wechatpay.refund(refund_request(wx_merchant, out_trade_no, "R-1", 100)).status == RefundStatus.SUCCEEDED
+    assert wechatpay.refund(refund_request(wx_merchant, out_trade_no, "R-1", 100)).status == GatewayRefundStatus.SUCCEEDED
 
 
 def test_a_connection_drop_is_seen_by_a_raw_client_too(sandbox, wechatpay, wx, wx_merchant, out_trade_no):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from payments.gateways.base import RefundStatus
+from payments.gateways.base import GatewayRefundStatus
 from tests.sandbox.wechatpay_client import notification_resource, raw_notification, refund_request
 from tests.sandbox.wechatpay_flows import (
     control_status,
@@ -58,11 +58,11 @@ def test_a_processing_refund_ends_successfully_by_itself_and_is_notified(
     # No query: the sandbox ends it by itself.
     (notification,) = wait_for_refund_notifications(sandbox, wx_merchant, paid, 1)
 
-    assert accepted.status == RefundStatus.PROCESSING
+    assert accepted.status == GatewayRefundStatus.PROCESSING
     assert notification.path == "/refunds/wechatpay/notify/"
     assert json.loads(notification.body)["event_type"] == "REFUND.SUCCESS"
     parsed = wechatpay.parse_refund_notification(raw_notification(notification))
-    assert (parsed.out_trade_no, parsed.out_refund_no, parsed.status) == (paid, "R-1", RefundStatus.SUCCEEDED)
+    assert (parsed.out_trade_no, parsed.out_refund_no, parsed.status) == (paid, "R-1", GatewayRefundStatus.SUCCEEDED)
     assert (parsed.amount_minor, parsed.gateway_refund_id) == (3000, accepted.gateway_refund_id)
     assert parsed.refunded_at is not None
     refund = refund_state(sandbox, "R-1")
@@ -70,7 +70,7 @@ def test_a_processing_refund_ends_successfully_by_itself_and_is_notified(
     assert refund["ended_at"] is not None
     assert wechat_trade(sandbox, paid)["refunded_minor"] == 3000
     assert [logged["status"] for logged in delivered(sandbox, paid, "refund")] == ["delivered"]
-    assert wechatpay.query_refund(out_trade_no=paid, out_refund_no="R-1").status == RefundStatus.SUCCEEDED
+    assert wechatpay.query_refund(out_trade_no=paid, out_refund_no="R-1").status == GatewayRefundStatus.SUCCEEDED
 
 
 def test_with_null_a_refund_stays_processing_until_the_setting_is_turned_on(sandbox, wechatpay, wx_merchant, paid):

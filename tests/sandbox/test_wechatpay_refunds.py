@@ -5,7 +5,7 @@ import json
 import pytest
 
 from payments.exceptions import GatewayRejected
-from payments.gateways.base import RefundStatus, TradeStatus
+from payments.gateways.base import GatewayRefundStatus, TradeStatus
 from tests.sandbox.flows import new_out_trade_no
 from tests.sandbox.wechatpay_client import MCHID, decrypt_resource, raw_notification, refund_request
 from tests.sandbox.wechatpay_flows import (
@@ -34,12 +34,12 @@ def test_a_refund_is_processing_for_one_query_then_succeeds_and_notifies(sandbox
     second = wechatpay.query_refund(out_trade_no=paid, out_refund_no="R-1")
     (notification,) = wait_for_refund_notifications(sandbox, wx_merchant, paid, 1)
 
-    assert (accepted.status, accepted.amount_minor) == (RefundStatus.PROCESSING, 3000)
-    assert first.status == RefundStatus.PROCESSING and first.refunded_at is None
-    assert second.status == RefundStatus.SUCCEEDED and second.refunded_at is not None
+    assert (accepted.status, accepted.amount_minor) == (GatewayRefundStatus.PROCESSING, 3000)
+    assert first.status == GatewayRefundStatus.PROCESSING and first.refunded_at is None
+    assert second.status == GatewayRefundStatus.SUCCEEDED and second.refunded_at is not None
     assert accepted.gateway_refund_id == second.gateway_refund_id
     parsed = wechatpay.parse_refund_notification(raw_notification(notification))
-    assert (parsed.out_trade_no, parsed.out_refund_no, parsed.status) == (paid, "R-1", RefundStatus.SUCCEEDED)
+    assert (parsed.out_trade_no, parsed.out_refund_no, parsed.status) == (paid, "R-1", GatewayRefundStatus.SUCCEEDED)
     assert (parsed.amount_minor, parsed.total_minor, parsed.gateway_refund_id) == (
         3000, 8888, second.gateway_refund_id,
     )  # fmt: skip
@@ -82,7 +82,7 @@ def test_the_same_out_refund_no_refunds_once(sandbox, wechatpay, wx_merchant, pa
     answers = [wechatpay.refund(request) for _ in range(3)]
 
     assert {answer.gateway_refund_id for answer in answers} == {answers[0].gateway_refund_id}
-    assert all(answer.status == RefundStatus.SUCCEEDED for answer in answers)
+    assert all(answer.status == GatewayRefundStatus.SUCCEEDED for answer in answers)
     trade = wechat_trade(sandbox, paid)
     assert (trade["refund_count"], trade["refunded_minor"], trade["refunds"][0]["requests"]) == (1, 3000, 3)
     wait_for_refund_notifications(sandbox, wx_merchant, paid, 1)
@@ -94,7 +94,7 @@ def test_with_no_processing_queries_a_refund_succeeds_at_once(sandbox, wechatpay
 
     accepted = wechatpay.refund(refund_request(wx_merchant, paid, "R-1", 3000))
 
-    assert accepted.status == RefundStatus.SUCCEEDED and accepted.refunded_at is not None
+    assert accepted.status == GatewayRefundStatus.SUCCEEDED and accepted.refunded_at is not None
     wait_for_refund_notifications(sandbox, wx_merchant, paid, 1)
 
 
@@ -162,11 +162,11 @@ def test_an_unknown_refund_is_not_found(sandbox, wechatpay, wx, paid):
     state = wechatpay.query_refund(out_trade_no=paid, out_refund_no="R-NOPE")
     response = wx.call("GET", f"{REFUND_PATH}/R-NOPE")
 
-    assert state.status == RefundStatus.NOT_FOUND
+    assert state.status == GatewayRefundStatus.NOT_FOUND
     assert (response.status_code, response.json()["code"]) == (404, "RESOURCE_NOT_EXISTS")
 
 
-@pytest.mark.parametrize(("end", "status"), [("ABNORMAL", RefundStatus.ABNORMAL), ("CLOSED", RefundStatus.CLOSED)])
+@pytest.mark.parametrize(("end", "status"), [("ABNORMAL", GatewayRefundStatus.ABNORMAL), ("CLOSED", GatewayRefundStatus.CLOSED)])
 def test_the_control_api_ends_a_refund_abnormal_or_closed_and_it_is_notified(
     sandbox, wechatpay, wx_merchant, paid, end, status
 ):
@@ -198,8 +198,8 @@ def test_a_closed_refund_frees_its_amount_and_an_abnormal_one_keeps_it(sandbox, 
     again = wechatpay.refund(refund_request(wx_merchant, other, "R-4", 8888))
     replay_of_closed = wechatpay.refund(refund_request(wx_merchant, other, "R-3", 8888))
 
-    assert again.status == RefundStatus.PROCESSING
-    assert replay_of_closed.status == RefundStatus.CLOSED
+    assert again.status == GatewayRefundStatus.PROCESSING
+    assert replay_of_closed.status == GatewayRefundStatus.CLOSED
     assert wechat_trade(sandbox, other)["refund_count"] == 2
 
 
@@ -209,7 +209,7 @@ def test_the_control_api_can_end_a_refund_successfully(sandbox, wechatpay, wx_me
     settled = sandbox.control("POST", "wechatpay/refunds/R-1/settle", {"status": "SUCCESS"})
 
     assert (settled["status"], settled["wire_status"]) == ("succeeded", "SUCCESS")
-    assert wechatpay.query_refund(out_trade_no=paid, out_refund_no="R-1").status == RefundStatus.SUCCEEDED
+    assert wechatpay.query_refund(out_trade_no=paid, out_refund_no="R-1").status == GatewayRefundStatus.SUCCEEDED
     wait_for_refund_notifications(sandbox, wx_merchant, paid, 1)
     assert control_status(sandbox, "POST", "wechatpay/refunds/R-1/settle", {"status": "BROKEN"}) == 400
     assert control_status(sandbox, "POST", "wechatpay/refunds/R-NOPE/settle", {"status": "SUCCESS"}) == 404

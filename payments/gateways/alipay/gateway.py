@@ -54,6 +54,7 @@ from payments.gateways.base import (
     ActionKind,
     CloseOutcome,
     Gateway,
+    GatewayRefundStatus,
     PaymentAction,
     PaymentNotification,
     PaymentRequest,
@@ -61,7 +62,6 @@ from payments.gateways.base import (
     RawNotification,
     RefundRequest,
     RefundState,
-    RefundStatus,
     StatementFile,
     StatementLine,
     TradeState,
@@ -109,7 +109,6 @@ SUB_TRADE_NOT_EXIST = "ACQ.TRADE_NOT_EXIST"
 SUB_TRADE_STATUS_ERROR = "ACQ.TRADE_STATUS_ERROR"
 SUB_SELLER_BALANCE_NOT_ENOUGH = "ACQ.SELLER_BALANCE_NOT_ENOUGH"
 SUB_DISCORDANT_REPEAT_REQUEST = "ACQ.DISCORDANT_REPEAT_REQUEST"
-SUB_BILL_NOT_EXIST = "isp.bill_not_exist"
 
 ACK_BODY = b"success"  # exactly these seven bytes (A8)
 NACK_BODY = b"failure"
@@ -337,7 +336,8 @@ class AlipayGateway(Gateway):
         The signature covers the decoded form values, less sign and
         sign_type. Checks app_id, seller_id (when configured) and
         notify_type. TRADE_CLOSED carrying refund_fee or gmt_refund is the
-        refund that emptied a paid trade: SUCCEEDED with refunded_minor.
+        refund that emptied a paid trade: still SUCCEEDED (the refund's own
+        result comes from the refund call).
         Replays are harmless (same dedupe_key), so no freshness window
         applies. Raises InvalidNotification.
         """
@@ -350,7 +350,8 @@ class AlipayGateway(Gateway):
                 raise InvalidNotification(f"notification without {name}")
         amount_minor = _notified_amount(fields, "total_amount")
         refund_fee = fields.get("refund_fee", "")
-        refunded_minor = _notified_amount(fields, "refund_fee") if refund_fee else None
+        if refund_fee:
+            _notified_amount(fields, "refund_fee")  # malformed money is refused, even here
         is_refund = bool(refund_fee or fields.get("gmt_refund"))
         trade_status = fields["trade_status"]
         if trade_status in (TRADE_SUCCESS, TRADE_FINISHED):
@@ -377,8 +378,6 @@ class AlipayGateway(Gateway):
             gateway_trade_no=trade_no,
             dedupe_key=dedupe_key,
             paid_at=paid_at,
-            refunded_minor=refunded_minor,
-            out_refund_no=fields.get("out_biz_no", "") if is_refund else "",
             raw=fields,
         )
 
@@ -441,7 +440,7 @@ class AlipayGateway(Gateway):
                 raise
             logger.warning("alipay refund %s: %s; querying it", request.out_refund_no, exc.sub_code)
             state = self.query_refund(out_trade_no=request.out_trade_no, out_refund_no=request.out_refund_no)
-            if state.status is RefundStatus.NOT_FOUND:
+            if state.status is GatewayRefundStatus.NOT_FOUND:
                 raise
             return _same_amount(state, request)
         _check_same(node, "out_trade_no", request.out_trade_no, METHOD_REFUND)
@@ -449,7 +448,7 @@ class AlipayGateway(Gateway):
             logger.info("alipay refund %s: succeeded", request.out_refund_no)
             return RefundState(
                 out_refund_no=request.out_refund_no,
-                status=RefundStatus.SUCCEEDED,
+                status=GatewayRefundStatus.SUCCEEDED,
                 amount_minor=request.amount_minor,
                 refunded_at=_answer_time(node, "gmt_refund_pay", METHOD_REFUND),
                 raw=node,
@@ -457,11 +456,11 @@ class AlipayGateway(Gateway):
         # fund_change N: a replay of a refund already made, or one not
         # settled yet; only the refund query tells (A7, A10).
         state = self.query_refund(out_trade_no=request.out_trade_no, out_refund_no=request.out_refund_no)
-        if state.status is RefundStatus.NOT_FOUND:
+        if state.status is GatewayRefundStatus.NOT_FOUND:
             logger.info("alipay refund %s: accepted, not settled yet", request.out_refund_no)
             return RefundState(
                 out_refund_no=request.out_refund_no,
-                status=RefundStatus.PROCESSING,
+                status=GatewayRefundStatus.PROCESSING,
                 message="not settled yet: query again, or repeat the refund with the same number and amount",
                 raw=node,
             )
@@ -480,24 +479,24 @@ class AlipayGateway(Gateway):
             node = self._call(METHOD_REFUND_QUERY, biz, reference=out_refund_no)
         except GatewayRejected as exc:
             if exc.sub_code == SUB_TRADE_NOT_EXIST:
-                return RefundState(out_refund_no=out_refund_no, status=RefundStatus.NOT_FOUND)
+                return RefundState(out_refund_no=out_refund_no, status=GatewayRefundStatus.NOT_FOUND)
             raise
         refund_status = str(node.get("refund_status") or "")
         if not refund_status and not node.get("refund_amount"):
-            return RefundState(out_refund_no=out_refund_no, status=RefundStatus.NOT_FOUND, raw=node)
+            return RefundState(out_refund_no=out_refund_no, status=GatewayRefundStatus.NOT_FOUND, raw=node)
         _check_same(node, "out_request_no", out_refund_no, METHOD_REFUND_QUERY)
         _check_same(node, "out_trade_no", out_trade_no, METHOD_REFUND_QUERY)
         if refund_status != REFUND_SUCCESS:
             return RefundState(
                 out_refund_no=out_refund_no,
-                status=RefundStatus.PROCESSING,
+                status=GatewayRefundStatus.PROCESSING,
                 amount_minor=_answer_amount(node, "refund_amount", METHOD_REFUND_QUERY),
                 message=f"refund_status {refund_status or 'missing'}",
                 raw=node,
             )
         return RefundState(
             out_refund_no=out_refund_no,
-            status=RefundStatus.SUCCEEDED,
+            status=GatewayRefundStatus.SUCCEEDED,
             amount_minor=_answer_amount(node, "refund_amount", METHOD_REFUND_QUERY),
             refunded_at=_answer_time(node, "gmt_refund_pay", METHOD_REFUND_QUERY),
             raw=node,
@@ -604,7 +603,7 @@ def _shows_payment(node: Mapping[str, Any]) -> bool:
 
 
 def _same_amount(state: RefundState, request: RefundRequest) -> RefundState:
-    if state.status is RefundStatus.SUCCEEDED and state.amount_minor not in (None, request.amount_minor):
+    if state.status is GatewayRefundStatus.SUCCEEDED and state.amount_minor not in (None, request.amount_minor):
         raise AmountMismatch(
             f"alipay refund {request.out_refund_no}: Alipay refunded {state.amount_minor} fen "
             f"under this number, the request says {request.amount_minor}"

@@ -15,6 +15,7 @@ import zipfile
 import zlib
 from datetime import datetime
 
+from payments.exceptions import StatementFormatError
 from payments.gateways.alipay.formats import parse_beijing, yuan_to_fen
 from payments.gateways.base import StatementLine, StatementLineKind
 
@@ -48,10 +49,6 @@ _AMOUNT = r"(-?[0-9]+(?:\.[0-9]+)?)"
 PAYMENT_TOTAL = re.compile(rf"#\s*交易合计[：:]\s*([0-9]+)\s*笔[，,]\s*商家实收共\s*{_AMOUNT}\s*元")
 REFUND_TOTAL = re.compile(rf"#\s*退款合计[：:]\s*([0-9]+)\s*笔[，,]\s*商家实收退款共\s*{_AMOUNT}\s*元")
 _LINE_BREAK = re.compile(r"\r\n|\r|\n")
-
-
-class StatementFormatError(ValueError):
-    """The bill is not what A11 describes, or its rows disagree with its footer totals."""
 
 
 def parse_trade_bill(content: bytes) -> list[StatementLine]:

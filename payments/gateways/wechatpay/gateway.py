@@ -38,6 +38,7 @@ from payments.gateways.base import (
     ActionKind,
     CloseOutcome,
     Gateway,
+    GatewayRefundStatus,
     PaymentAction,
     PaymentNotification,
     PaymentRequest,
@@ -46,7 +47,6 @@ from payments.gateways.base import (
     RefundNotification,
     RefundRequest,
     RefundState,
-    RefundStatus,
     StatementFile,
     StatementLine,
     TradeState,
@@ -106,11 +106,11 @@ TRADE_STATES = {
 }
 # §6.6 refund `status`; `CLOSE` is the OpenAPI enum's spelling (§12.3).
 REFUND_STATUSES = {
-    "PROCESSING": RefundStatus.PROCESSING,
-    "SUCCESS": RefundStatus.SUCCEEDED,
-    "CLOSED": RefundStatus.CLOSED,
-    "CLOSE": RefundStatus.CLOSED,
-    "ABNORMAL": RefundStatus.ABNORMAL,
+    "PROCESSING": GatewayRefundStatus.PROCESSING,
+    "SUCCESS": GatewayRefundStatus.SUCCEEDED,
+    "CLOSED": GatewayRefundStatus.CLOSED,
+    "CLOSE": GatewayRefundStatus.CLOSED,
+    "ABNORMAL": GatewayRefundStatus.ABNORMAL,
 }
 
 # §8 codes read in context (v2 spellings accepted where the doc names them).
@@ -463,7 +463,7 @@ class WechatPayGateway(Gateway):
             answer = self._client.call("GET", path, reference=out_refund_no)
         except GatewayRejected as exc:
             if exc.sub_code == CODE_RESOURCE_NOT_EXISTS:
-                return RefundState(out_refund_no=out_refund_no, status=RefundStatus.NOT_FOUND)
+                return RefundState(out_refund_no=out_refund_no, status=GatewayRefundStatus.NOT_FOUND)
             raise
         return _refund_state(answer.data, out_refund_no, out_trade_no=out_trade_no, label=f"GET {PATH_REFUND}")
 
@@ -615,11 +615,11 @@ def _refund_state(node: Mapping[str, Any], out_refund_no: str, *, out_trade_no: 
     status = REFUND_STATUSES.get(raw_status) if isinstance(raw_status, str) else None
     if status is None:
         raise GatewayUnavailable(f"{label}: unknown refund status {_short(raw_status)}")
-    succeeded = status is RefundStatus.SUCCEEDED
+    succeeded = status is GatewayRefundStatus.SUCCEEDED
     message = ""
-    if status is RefundStatus.ABNORMAL:
+    if status is GatewayRefundStatus.ABNORMAL:
         message = "ABNORMAL: the money could not go back by the original route; settle it in the merchant platform"
-    elif status is RefundStatus.CLOSED:
+    elif status is GatewayRefundStatus.CLOSED:
         message = "CLOSED: the refund failed for good; a new refund needs a new out_refund_no"
     return RefundState(
         out_refund_no=out_refund_no,

@@ -21,10 +21,10 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from payments.exceptions import InvalidNotification
 from payments.gateways.base import (
+    GatewayRefundStatus,
     PaymentNotification,
     RawNotification,
     RefundNotification,
-    RefundStatus,
     TradeStatus,
 )
 from payments.gateways.wechatpay.client import parse_json_object
@@ -55,15 +55,15 @@ CURRENCY = "CNY"
 # §5.4, §6.6: `refund_status` in a notification. The OpenAPI enum's `CLOSE`
 # is probably a typo of `CLOSED`; accept both.
 REFUND_NOTIFIED_STATUSES = {
-    "SUCCESS": RefundStatus.SUCCEEDED,
-    "CLOSED": RefundStatus.CLOSED,
-    "CLOSE": RefundStatus.CLOSED,
-    "ABNORMAL": RefundStatus.ABNORMAL,
+    "SUCCESS": GatewayRefundStatus.SUCCEEDED,
+    "CLOSED": GatewayRefundStatus.CLOSED,
+    "CLOSE": GatewayRefundStatus.CLOSED,
+    "ABNORMAL": GatewayRefundStatus.ABNORMAL,
 }
 REFUND_EVENTS = {
-    EVENT_REFUND_SUCCESS: RefundStatus.SUCCEEDED,
-    EVENT_REFUND_ABNORMAL: RefundStatus.ABNORMAL,
-    EVENT_REFUND_CLOSED: RefundStatus.CLOSED,
+    EVENT_REFUND_SUCCESS: GatewayRefundStatus.SUCCEEDED,
+    EVENT_REFUND_ABNORMAL: GatewayRefundStatus.ABNORMAL,
+    EVENT_REFUND_CLOSED: GatewayRefundStatus.CLOSED,
 }
 
 
@@ -180,7 +180,7 @@ def refund_notification(raw: RawNotification, recipient: Recipient) -> RefundNot
     amount = _amount(refund)
     refunded = _fen(amount, "refund")
     total = _fen(amount, "total") if "total" in amount else None
-    refunded_at = _time(refund, "success_time", required=status is RefundStatus.SUCCEEDED)
+    refunded_at = _time(refund, "success_time", required=status is GatewayRefundStatus.SUCCEEDED)
     logger.info("wechatpay notification %s for refund %s: %s", opened.notification_id, out_refund_no,
                 opened.event_type)
     return RefundNotification(
@@ -191,7 +191,7 @@ def refund_notification(raw: RawNotification, recipient: Recipient) -> RefundNot
         total_minor=total,
         gateway_refund_id=refund_id,
         dedupe_key=opened.notification_id,
-        refunded_at=refunded_at if status is RefundStatus.SUCCEEDED else None,
+        refunded_at=refunded_at if status is GatewayRefundStatus.SUCCEEDED else None,
         raw={**refund, "notification_id": opened.notification_id, "event_type": opened.event_type},
     )
 

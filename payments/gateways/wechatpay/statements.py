@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 
-from payments.exceptions import GatewayUnavailable
+from payments.exceptions import StatementFormatError, StatementIntegrityError, StatementTotalsMismatch
 from payments.gateways.base import StatementLine, StatementLineKind
 from payments.gateways.wechatpay.formats import (
     count_of,
@@ -44,7 +44,6 @@ _SHA1_HEX = re.compile(r"[0-9A-Fa-f]{40}")
 
 # Detail columns (§6.9).
 COL_TIME = "交易时间"
-COL_APPID = "公众账号ID"
 COL_MCHID = "商户号"
 COL_TRANSACTION_ID = "微信订单号"
 COL_OUT_TRADE_NO = "商户订单号"
@@ -84,18 +83,6 @@ SUMMARY_SUMS = {
     "订单总金额": COL_ORDER_AMOUNT,
     "申请退款总金额": COL_REFUND_REQUESTED,
 }
-
-
-class StatementFormatError(ValueError):
-    """The bill is not what §6.9 describes."""
-
-
-class StatementTotalsMismatch(StatementFormatError):
-    """The bill's summary row disagrees with its detail rows."""
-
-
-class StatementIntegrityError(GatewayUnavailable):
-    """The downloaded bill is damaged or its SHA-1 differs from `hash_value`: download it again."""
 
 
 # -- the downloaded file (§6.8) -----------------------------------------------

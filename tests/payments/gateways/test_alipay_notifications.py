@@ -75,7 +75,7 @@ def test_a_paid_notification(alipay_gateway, alipay_side_key):
     assert notification.gateway_trade_no == "2024050122001400001234567890"
     assert notification.dedupe_key == "2024050100222100506000000000000001"
     assert notification.paid_at == datetime(2024, 5, 1, 2, 5, 6, tzinfo=UTC)
-    assert notification.refunded_minor is None and notification.out_refund_no == ""
+    assert "refund_fee" not in notification.raw and "out_biz_no" not in notification.raw
     assert notification.raw == fields  # decoded values, "+" and "%" included
     assert notification.raw["subject"] == "龙井茶 250g + 杯 100%"
 
@@ -101,8 +101,8 @@ def test_a_partial_refund_notification_is_still_paid_with_the_refunded_total(ali
     )
     notification = alipay_gateway.parse_notification(raw(fields))
     assert notification.status == TradeStatus.SUCCEEDED
-    assert notification.refunded_minor == 2000
-    assert notification.out_refund_no == "RF2024050200001"
+    assert notification.raw["refund_fee"] == "20.00"
+    assert notification.raw["out_biz_no"] == "RF2024050200001"
 
 
 def test_a_refund_that_empties_the_trade_is_not_a_close(alipay_gateway, alipay_side_key):
@@ -113,7 +113,7 @@ def test_a_refund_that_empties_the_trade_is_not_a_close(alipay_gateway, alipay_s
     )
     notification = alipay_gateway.parse_notification(raw(fields))
     assert notification.status == TradeStatus.SUCCEEDED
-    assert (notification.refunded_minor, notification.out_refund_no) == (8888, "RF2024050200002")
+    assert (notification.raw["refund_fee"], notification.raw["out_biz_no"]) == ("88.88", "RF2024050200002")
 
 
 def test_a_close_without_refund_fields_is_closed(alipay_gateway, alipay_side_key):

@@ -8,7 +8,7 @@ import pytest
 import requests
 
 from payments.exceptions import AmountMismatch, GatewayRejected, GatewayUnavailable, ResponseNotVerified
-from payments.gateways.base import RefundRequest, RefundStatus
+from payments.gateways.base import GatewayRefundStatus, RefundRequest
 from tests.payments.gateways.alipay_support import ok, refused
 
 OUT_TRADE_NO = "SO2024050100001_1"
@@ -60,7 +60,7 @@ def refund_query_answer(**changes) -> dict:
 def test_a_refund_that_moves_money_succeeds_now(alipay_gateway, alipay_api):
     alipay_api.answer("alipay.trade.refund", refund_answer("Y"))
     state = alipay_gateway.refund(refund_request())
-    assert state.status == RefundStatus.SUCCEEDED
+    assert state.status == GatewayRefundStatus.SUCCEEDED
     assert (state.out_refund_no, state.amount_minor, state.refunded_at) == (OUT_REFUND_NO, 2000, REFUNDED_AT)
     assert state.raw["fund_change"] == "Y"
     assert alipay_api.biz() == {
@@ -78,7 +78,7 @@ def test_a_replayed_refund_is_confirmed_by_the_refund_query(alipay_gateway, alip
     alipay_api.answer("alipay.trade.refund", refund_answer("N"))
     alipay_api.answer("alipay.trade.fastpay.refund.query", refund_query_answer())
     state = alipay_gateway.refund(refund_request())
-    assert state.status == RefundStatus.SUCCEEDED
+    assert state.status == GatewayRefundStatus.SUCCEEDED
     assert (state.amount_minor, state.refunded_at) == (2000, REFUNDED_AT)
     assert alipay_api.methods() == ["alipay.trade.refund", "alipay.trade.fastpay.refund.query"]
     assert alipay_api.biz() == {
@@ -91,14 +91,14 @@ def test_a_replayed_refund_is_confirmed_by_the_refund_query(alipay_gateway, alip
 def test_a_refund_without_fund_change_is_confirmed_too(alipay_gateway, alipay_api):
     alipay_api.answer("alipay.trade.refund", refund_answer(None))
     alipay_api.answer("alipay.trade.fastpay.refund.query", refund_query_answer())
-    assert alipay_gateway.refund(refund_request()).status == RefundStatus.SUCCEEDED
+    assert alipay_gateway.refund(refund_request()).status == GatewayRefundStatus.SUCCEEDED
 
 
 def test_an_unsettled_refund_is_processing(alipay_gateway, alipay_api):
     alipay_api.answer("alipay.trade.refund", refund_answer("N"))
     alipay_api.answer("alipay.trade.fastpay.refund.query", ok(trade_no="2024", out_trade_no=OUT_TRADE_NO))
     state = alipay_gateway.refund(refund_request())
-    assert state.status == RefundStatus.PROCESSING
+    assert state.status == GatewayRefundStatus.PROCESSING
     assert "same number" in state.message
 
 
@@ -112,7 +112,7 @@ def test_a_confirmed_refund_of_another_amount_is_a_mismatch(alipay_gateway, alip
 def test_a_discordant_repeat_returns_the_refund_made_under_that_number(alipay_gateway, alipay_api):
     alipay_api.answer("alipay.trade.refund", refused("ACQ.DISCORDANT_REPEAT_REQUEST", "重复请求不一致"))
     alipay_api.answer("alipay.trade.fastpay.refund.query", refund_query_answer())
-    assert alipay_gateway.refund(refund_request()).status == RefundStatus.SUCCEEDED
+    assert alipay_gateway.refund(refund_request()).status == GatewayRefundStatus.SUCCEEDED
 
 
 def test_a_discordant_repeat_for_another_amount_is_a_mismatch(alipay_gateway, alipay_api):
@@ -195,7 +195,7 @@ def test_a_refund_without_reason_sends_none(alipay_gateway, alipay_api):
 def test_refund_query_success(alipay_gateway, alipay_api):
     alipay_api.answer("alipay.trade.fastpay.refund.query", refund_query_answer())
     state = alipay_gateway.query_refund(out_trade_no=OUT_TRADE_NO, out_refund_no=OUT_REFUND_NO)
-    assert state.status == RefundStatus.SUCCEEDED
+    assert state.status == GatewayRefundStatus.SUCCEEDED
     assert (state.amount_minor, state.refunded_at) == (2000, REFUNDED_AT)
 
 
@@ -203,20 +203,20 @@ def test_refund_query_without_refund_data_is_not_found(alipay_gateway, alipay_ap
     alipay_api.answer("alipay.trade.fastpay.refund.query", ok(trade_no="2024", out_trade_no=OUT_TRADE_NO,
                                                              out_request_no=OUT_REFUND_NO))
     state = alipay_gateway.query_refund(out_trade_no=OUT_TRADE_NO, out_refund_no=OUT_REFUND_NO)
-    assert state.status == RefundStatus.NOT_FOUND
+    assert state.status == GatewayRefundStatus.NOT_FOUND
 
 
 def test_refund_data_without_refund_status_is_not_taken_for_success(alipay_gateway, alipay_api):
     alipay_api.answer("alipay.trade.fastpay.refund.query", refund_query_answer(refund_status=""))
     state = alipay_gateway.query_refund(out_trade_no=OUT_TRADE_NO, out_refund_no=OUT_REFUND_NO)
-    assert state.status == RefundStatus.PROCESSING
+    assert state.status == GatewayRefundStatus.PROCESSING
     assert state.amount_minor == 2000
 
 
 def test_refund_query_of_an_unknown_trade_is_not_found(alipay_gateway, alipay_api):
     alipay_api.answer("alipay.trade.fastpay.refund.query", refused("ACQ.TRADE_NOT_EXIST"))
     state = alipay_gateway.query_refund(out_trade_no=OUT_TRADE_NO, out_refund_no=OUT_REFUND_NO)
-    assert state.status == RefundStatus.NOT_FOUND
+    assert state.status == GatewayRefundStatus.NOT_FOUND
 
 
 def test_refund_query_decline(alipay_gateway, alipay_api):

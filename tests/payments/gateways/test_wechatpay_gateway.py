@@ -25,10 +25,10 @@ from payments.exceptions import (
 from payments.gateways.base import (
     ActionKind,
     CloseOutcome,
+    GatewayRefundStatus,
     PaymentAction,
     PayMethod,
     RefundState,
-    RefundStatus,
     TradeState,
     TradeStatus,
 )
@@ -475,7 +475,7 @@ def test_a_refund_is_accepted_and_processing(wechat, gateway):
     state = gateway.refund(stub.refund_request())
     assert state == RefundState(
         out_refund_no="SO20251122000123R01",
-        status=RefundStatus.PROCESSING,
+        status=GatewayRefundStatus.PROCESSING,
         amount_minor=3000,
         gateway_refund_id="50300905362025112212345678901",
         raw=answer,
@@ -494,7 +494,7 @@ def test_a_refund_that_succeeds_at_once(wechat, gateway):
     wechat.reply("POST", REFUNDS, refund_answer(status="SUCCESS", success_time="2025-11-22T09:59:10+08:00"))
     state = gateway.refund(stub.refund_request(reason="", notify_url=""))
     assert (state.status, state.refunded_at) == (
-        RefundStatus.SUCCEEDED, datetime(2025, 11, 22, 9, 59, 10, tzinfo=BEIJING))
+        GatewayRefundStatus.SUCCEEDED, datetime(2025, 11, 22, 9, 59, 10, tzinfo=BEIJING))
     assert set(sent_json(wechat)) == {"out_trade_no", "out_refund_no", "amount"}
 
 
@@ -585,8 +585,8 @@ def test_refund_reason_is_cut_to_80_characters(wechat, gateway):
 
 @pytest.mark.parametrize(
     ("status", "expected", "message"),
-    [("PROCESSING", RefundStatus.PROCESSING, ""), ("CLOSED", RefundStatus.CLOSED, "CLOSED"),
-     ("CLOSE", RefundStatus.CLOSED, "CLOSED"), ("ABNORMAL", RefundStatus.ABNORMAL, "ABNORMAL")],
+    [("PROCESSING", GatewayRefundStatus.PROCESSING, ""), ("CLOSED", GatewayRefundStatus.CLOSED, "CLOSED"),
+     ("CLOSE", GatewayRefundStatus.CLOSED, "CLOSED"), ("ABNORMAL", GatewayRefundStatus.ABNORMAL, "ABNORMAL")],
 )
 def test_refund_query_maps_status(wechat, gateway, status, expected, message):
     wechat.reply("GET", REFUND, refund_answer(status=status))
@@ -601,13 +601,13 @@ def test_refund_query_success(wechat, gateway):
     wechat.reply("GET", REFUND, refund_answer(status="SUCCESS", success_time="2025-11-22T09:59:10+08:00"))
     state = gateway.query_refund(out_trade_no="SO20251122000123P01", out_refund_no="SO20251122000123R01")
     assert (state.status, state.gateway_refund_id, state.refunded_at) == (
-        RefundStatus.SUCCEEDED, "50300905362025112212345678901", datetime(2025, 11, 22, 1, 59, 10, tzinfo=UTC))
+        GatewayRefundStatus.SUCCEEDED, "50300905362025112212345678901", datetime(2025, 11, 22, 1, 59, 10, tzinfo=UTC))
 
 
 def test_refund_query_of_an_unknown_refund_is_not_found(wechat, gateway):
     wechat.error("GET", REFUND, 404, "RESOURCE_NOT_EXISTS", "退款单不存在")
     assert gateway.query_refund(out_trade_no="SO20251122000123P01", out_refund_no="SO20251122000123R01") == (
-        RefundState(out_refund_no="SO20251122000123R01", status=RefundStatus.NOT_FOUND))
+        RefundState(out_refund_no="SO20251122000123R01", status=GatewayRefundStatus.NOT_FOUND))
 
 
 def test_refund_query_declined(wechat, gateway):

@@ -14,9 +14,9 @@ import pytest
 from payments.exceptions import InvalidNotification
 from payments.gateways.base import (
     Acknowledgement,
+    GatewayRefundStatus,
     PaymentNotification,
     RefundNotification,
-    RefundStatus,
     TradeStatus,
 )
 from tests.payments.gateways.fixtures.wechatpay import stub
@@ -238,7 +238,7 @@ def test_a_refund_success_notification_parses_exactly(gateway):
     assert parsed == RefundNotification(
         out_trade_no="SO20251122000123P01",
         out_refund_no="SO20251122000123R01",
-        status=RefundStatus.SUCCEEDED,
+        status=GatewayRefundStatus.SUCCEEDED,
         amount_minor=3000,
         total_minor=8800,
         gateway_refund_id="50300905362025112212345678901",
@@ -251,9 +251,9 @@ def test_a_refund_success_notification_parses_exactly(gateway):
 @pytest.mark.parametrize(
     ("event_type", "refund_status", "expected"),
     [
-        ("REFUND.ABNORMAL", "ABNORMAL", RefundStatus.ABNORMAL),
-        ("REFUND.CLOSED", "CLOSED", RefundStatus.CLOSED),
-        ("REFUND.CLOSED", "CLOSE", RefundStatus.CLOSED),
+        ("REFUND.ABNORMAL", "ABNORMAL", GatewayRefundStatus.ABNORMAL),
+        ("REFUND.CLOSED", "CLOSED", GatewayRefundStatus.CLOSED),
+        ("REFUND.CLOSED", "CLOSE", GatewayRefundStatus.CLOSED),
     ],
 )
 def test_refund_failures_map_to_their_status(gateway, event_type, refund_status, expected):
