@@ -1,57 +1,67 @@
+"""Errors of the orders app (the convention is shop.exceptions.ShopError).
+
+    OrderError
+    ├── InvalidOrderTransition   an order status move ORDER_TRANSITIONS forbids
+    ├── CheckoutError            a checkout the shopper can fix (message on the page)
+    │   ├── EmptyCart
+    │   ├── UnknownSku
+    │   ├── InvalidQuantity
+    │   └── InsufficientStock
+    └── CheckoutAlreadyPlaced    the same checkout form came twice; the first order stands
+"""
 from django.utils.translation import gettext_lazy as _
 
+from shop.exceptions import InvalidTransition, ShopError
 
-class OrderError(Exception):
+
+class OrderError(ShopError):
     """Root of the orders app's errors."""
 
+    user_message = _("The order could not be changed.")
 
-class InvalidTransition(OrderError):
-    def __init__(self, order_no: str, from_status: str, to_status: str) -> None:
-        super().__init__(f"order {order_no}: {from_status} → {to_status} is not allowed")
-        self.order_no = order_no
-        self.from_status = from_status
-        self.to_status = to_status
+
+class InvalidOrderTransition(InvalidTransition, OrderError):
+    pass
 
 
 class CheckoutError(OrderError):
-    """A checkout the shopper can fix; the message is shown on the page."""
-
-    message = _("The order could not be placed.")
-
-    def __init__(self, message=None) -> None:
-        super().__init__(str(message or self.message))
-        self.user_message = message or self.message
+    user_message = _("The order could not be placed.")
 
 
 class EmptyCart(CheckoutError):
-    message = _("Your cart is empty.")
+    user_message = _("Your cart is empty.")
 
 
 class UnknownSku(CheckoutError):
     def __init__(self, code: str) -> None:
-        super().__init__(_("%(sku)s is no longer available; remove it from your cart.") % {"sku": code})
+        super().__init__(
+            f"SKU {code} is unknown, inactive or priced in another currency",
+            user_message=_("%(sku)s is no longer available; remove it from your cart.") % {"sku": code},
+        )
         self.code = code
 
 
 class InvalidQuantity(CheckoutError):
     def __init__(self, code: str) -> None:
-        super().__init__(_("The quantity of %(sku)s is not valid.") % {"sku": code})
+        super().__init__(
+            f"quantity of SKU {code} is not a positive integer within the line limit",
+            user_message=_("The quantity of %(sku)s is not valid.") % {"sku": code},
+        )
         self.code = code
 
 
 class InsufficientStock(CheckoutError):
     def __init__(self, code: str, name: str, available: int) -> None:
         super().__init__(
-            _("Only %(available)d of %(name)s left; lower the quantity.")
-            % {"available": available, "name": name}
+            f"SKU {code}: only {available} in stock",
+            user_message=_("Only %(available)d of %(name)s left; lower the quantity.")
+            % {"available": available, "name": name},
         )
         self.code = code
         self.available = available
 
 
 class CheckoutAlreadyPlaced(OrderError):
-    """The same checkout form was submitted twice; the first order stands."""
-
     def __init__(self, order_no: str) -> None:
         super().__init__(f"checkout already placed as order {order_no}")
         self.order_no = order_no

@@ -1,12 +1,7 @@
-"""Row locks on orders, always taken in primary-key order."""
-from django.db.models import QuerySet
-
+"""Row locks on orders. Lock order everywhere: the order before its payments,
+refund balances and refunds (payments/lock_objects.py, refunds/lock_objects.py)."""
 from orders.models import Order
 
 
 def order_for_update(*, order_id: int) -> Order:
-    return Order.objects.select_for_update().get(pk=order_id)
-
-
-def orders_for_update(*, order_ids: list[int]) -> QuerySet[Order]:
-    return Order.objects.select_for_update().filter(pk__in=order_ids).order_by("pk")
+    return Order.objects.select_for_update(of=("self",)).get(pk=order_id)

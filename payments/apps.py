@@ -9,6 +9,13 @@ class PaymentsConfig(AppConfig):
     verbose_name = _("Payments")
 
     def ready(self) -> None:
+        from orders.services import order_expiry_step_register
+        from payments.services import order_attempts_close
+
+        # An expired order closes only once its attempts are closed at their
+        # gateways (orders/services/expiry.py).
+        order_expiry_step_register("payments: close open attempts", order_attempts_close)
+
         # Name every enabled gateway that cannot work, once, at start-up.
         # Skipped for commands that never take payments (migrate, makemessages...).
         if any(command in sys.argv for command in ("runserver", "run_janitor", "worker", "beat")) or (

@@ -1,5 +1,8 @@
 """Errors of the payments app and of the gateway adapters.
 
+The convention (detail in `str()`, the sentence a person sees in
+`user_message`) is shop.exceptions.ShopError's.
+
     PaymentError
     ├── GatewayError
     │   ├── GatewayUnavailable      timeout, connection error, 5xx, "system error":
@@ -18,16 +21,28 @@
     │   │                           documents it (also a ValueError)
     │   └── StatementTotalsMismatch its rows disagree with its own control totals
     ├── AmountMismatch              a verified result whose amount differs from ours
-    └── InvalidTransition           a payment status move the table forbids
+    ├── UnknownTrade                a verified result for a trade we never started
+    ├── OrderNotPayable             the order is paid, closed or past its deadline
+    ├── UnsupportedMethod           the gateway cannot pay this way
+    └── InvalidPaymentTransition    a payment status move PAYMENT_TRANSITIONS forbids
 """
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils.translation import gettext_lazy as _
+
+from shop.exceptions import InvalidTransition, ShopError
 
 
-class PaymentError(Exception):
-    pass
+class PaymentError(ShopError):
+    """Root of the payments app's errors."""
+
+    user_message = _("The payment could not be processed.")
 
 
 class GatewayError(PaymentError):
-    pass
+    user_message = _("The payment service could not be reached. Please try again or choose another method.")
 
 
 class GatewayUnavailable(GatewayError):
@@ -51,7 +66,7 @@ class GatewayRejected(GatewayError):
 
 
 class GatewayNotConfigured(GatewayError):
-    pass
+    user_message = _("This payment method is not available right now.")
 
 
 class InvalidNotification(PaymentError):
@@ -75,8 +90,21 @@ class AmountMismatch(PaymentError):
     pass
 
 
-class InvalidTransition(PaymentError):
-    def __init__(self, reference: str, from_status: str, to_status: str) -> None:
-        super().__init__(f"{reference}: {from_status} → {to_status} is not allowed")
-        self.from_status = from_status
-        self.to_status = to_status
+class UnknownTrade(PaymentError):
+    pass
+
+
+class OrderNotPayable(PaymentError):
+    user_message = _("This order can no longer be paid.")
+
+    def __init__(self, order: Any) -> None:
+        super().__init__(f"order {order.order_no} is {order.status}, not payable")
+        self.order = order
+
+
+class UnsupportedMethod(PaymentError):
+    user_message = _("This payment method is not available right now.")
+
+
+class InvalidPaymentTransition(InvalidTransition, PaymentError):
+    pass

@@ -1,8 +1,11 @@
+"""Reads about payments that more than one place needs."""
+from __future__ import annotations
+
 from datetime import datetime
 
 from django.db.models import Q, QuerySet
 
-from orders.models import Order, OrderStatus
+from orders.models import Order
 from payments.models import Payment, PaymentStatus
 
 OPEN_STATUSES = (PaymentStatus.CREATED, PaymentStatus.PENDING)
@@ -17,11 +20,6 @@ def payment_list_stale_open(*, created_before: datetime, now: datetime, limit: i
     )
 
 
-def order_list_expired_unpaid(*, now: datetime, limit: int) -> QuerySet[Order]:
-    return Order.objects.filter(status=OrderStatus.PENDING_PAYMENT, expires_at__lte=now).order_by(
-        "expires_at", "pk"
-    )[:limit]
-
-
-def payment_get_for_shopper(*, out_trade_no: str, shopper) -> Payment:
-    return Payment.objects.select_related("order").get(out_trade_no=out_trade_no, order__shopper=shopper)
+def payment_accepted_for_order(order: Order) -> Payment | None:
+    """The payment that paid the order (never a duplicate or late one)."""
+    return order.payments.filter(status=PaymentStatus.SUCCEEDED, refund_required="").first()

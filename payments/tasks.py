@@ -55,10 +55,3 @@ def payments_query_stale_task() -> int:
     from payments.services import payments_query_stale
 
     return payments_query_stale()
-
-
-@shared_task
-def orders_close_expired_task() -> int:
-    from payments.services import orders_close_expired
-
-    return orders_close_expired()

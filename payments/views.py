@@ -9,21 +9,25 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
-from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from orders.models import Order
-from payments.exceptions import AmountMismatch, GatewayError, GatewayNotConfigured, InvalidNotification
+from payments.exceptions import (
+    AmountMismatch,
+    GatewayError,
+    GatewayNotConfigured,
+    InvalidNotification,
+    OrderNotPayable,
+    UnsupportedMethod,
+)
 from payments.forms import CashierForm, device_from_user_agent
 from payments.gateways import enabled_gateways, get_gateway
 from payments.gateways.base import ActionKind, PaymentAction
 from payments.inbound import raw_notification
 from payments.models import Payment, PaymentStatus
 from payments.services import (
-    OrderNotPayable,
-    UnsupportedMethod,
     payment_apply_notification,
     payment_start,
     payment_sync,
@@ -61,17 +65,15 @@ def cashier(request, order_no: str):
                     actor=Actor.shopper(request.user),
                     client_ip=request.META.get("REMOTE_ADDR", ""),
                 )
-            except OrderNotPayable:
+            except OrderNotPayable as exc:
                 # Paid in another tab, or timed out while the page was open.
-                messages.info(request, _("This order can no longer be paid."))
+                messages.info(request, exc.user_message)
                 return redirect(order.get_absolute_url())
-            except (GatewayNotConfigured, UnsupportedMethod):
-                form.add_error("choice", _("This payment method is not available right now."))
-            except GatewayError:
+            except (GatewayNotConfigured, UnsupportedMethod) as exc:
+                form.add_error("choice", exc.user_message)
+            except GatewayError as exc:
                 # The attempt is recorded as failed; nothing was paid.
-                form.add_error(
-                    None, _("The payment service could not be reached. Please try again or choose another method.")
-                )
+                form.add_error(None, exc.user_message)
             else:
                 return _follow(request, payment, action)
     else:

@@ -17,10 +17,9 @@ from django.utils.translation import gettext_lazy as _
 from payments.exceptions import GatewayError
 from refunds.exceptions import RefundError
 from refunds.models import InvariantViolation, Refund, RefundApproval, RefundEvent, RefundStatus
+from refunds.permissions import REVIEW_PERMISSION
 from refunds.services import refund_approve, refund_reject, refund_retry, refund_settle_abnormal
 from shop.money import Money
-
-REVIEW_PERMISSION = "refunds.review_refund"
 
 
 class RefundLogInline(admin.TabularInline):
@@ -171,7 +170,7 @@ class RefundAdmin(admin.ModelAdmin):
         try:
             refund = calls[decision]()
         except (RefundError, GatewayError) as exc:
-            self.message_user(request, getattr(exc, "user_message", str(exc)), messages.ERROR)
+            self.message_user(request, exc.user_message, messages.ERROR)
         else:
             refund.refresh_from_db()
             self.message_user(request, _("%(no)s is now: %(status)s") % {
@@ -185,8 +184,7 @@ class RefundAdmin(admin.ModelAdmin):
             try:
                 refund = call(refund)
             except (RefundError, GatewayError) as exc:
-                self.message_user(request, f"{refund.out_refund_no}: {getattr(exc, 'user_message', exc)}",
-                                  messages.ERROR)
+                self.message_user(request, f"{refund.out_refund_no}: {exc.user_message}", messages.ERROR)
             else:
                 refund.refresh_from_db()
                 self.message_user(request, f"{refund.out_refund_no}: {refund.get_status_display()}")

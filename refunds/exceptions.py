@@ -1,15 +1,26 @@
+"""Errors of the refunds app (the convention is shop.exceptions.ShopError).
+
+    RefundError
+    ├── RefundNotAllowed          not the shopper's order, or nothing paid on it
+    ├── InvalidRefundAmount       zero, negative, or above what is refundable
+    ├── ReviewNotAllowed          the user may not review refunds
+    ├── RejectNoteRequired        a rejection or a settlement without its note
+    ├── SecondApproverRequired    the same reviewer approving twice
+    └── InvalidRefundTransition   a refund status move REFUND_TRANSITIONS forbids
+"""
+from __future__ import annotations
+
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
+from shop.exceptions import InvalidTransition, ShopError
+from shop.money import Money
 
-class RefundError(Exception):
-    """Root of the refunds app's errors. `user_message` is safe to show."""
+
+class RefundError(ShopError):
+    """Root of the refunds app's errors."""
 
     user_message = _("The refund could not be processed.")
-
-    def __init__(self, message=None) -> None:
-        super().__init__(str(message or self.user_message))
-        if message is not None:
-            self.user_message = message
 
 
 class RefundNotAllowed(RefundError):
@@ -18,6 +29,10 @@ class RefundNotAllowed(RefundError):
 
 class InvalidRefundAmount(RefundError):
     user_message = _("The amount is not refundable.")
+
+    @staticmethod
+    def left_message(left: Money) -> str | Promise:
+        return _("The amount is not refundable: %(left)s is left on this payment.") % {"left": left.format()}
 
 
 class ReviewNotAllowed(RefundError):
@@ -32,8 +47,5 @@ class SecondApproverRequired(RefundError):
     user_message = _("This refund needs a second approval by another reviewer.")
 
 
-class InvalidTransition(RefundError):
-    def __init__(self, out_refund_no: str, from_status: str, to_status: str) -> None:
-        super().__init__(f"{out_refund_no}: {from_status} → {to_status} is not allowed")
-        self.from_status = from_status
-        self.to_status = to_status
+class InvalidRefundTransition(InvalidTransition, RefundError):
+    pass

@@ -109,6 +109,9 @@ class Refund(models.Model):
     currency = models.CharField(_("currency"), max_length=3, default="CNY")
     reason = models.CharField(_("reason"), max_length=32, choices=RefundReason.choices)
     reason_text = models.TextField(_("details"), blank=True)
+    # The reason as sent to the gateway, fixed when the refund is made, so
+    # every retry (from any process, in any language) sends the same text.
+    gateway_reason = models.CharField(_("reason sent to the gateway"), max_length=80, blank=True)
     status = models.CharField(_("status"), max_length=16, choices=RefundStatus.choices,
                               default=RefundStatus.REQUESTED)
     # One-time token of the application form: a double submit hits the

@@ -12,16 +12,17 @@ from orders.models import Order
 from payments.exceptions import GatewayNotConfigured
 from payments.gateways import get_gateway
 from payments.inbound import raw_notification
+from payments.selectors import payment_accepted_for_order
 from refunds.exceptions import RefundError
 from refunds.forms import RefundApplicationForm
-from refunds.services import accepted_payment, refund_apply_notification, refund_request, refundable_minor
+from refunds.services import refund_apply_notification, refund_request, refundable_minor
 
 
 @login_required
 def refund_apply(request, order_no: str):
     # Another shopper's order is a 404: do not confirm it exists.
     order = get_object_or_404(Order, order_no=order_no, shopper=request.user)
-    payment = accepted_payment(order)
+    payment = payment_accepted_for_order(order)
     available = refundable_minor(payment=payment) if payment else 0
     if available <= 0:
         messages.info(request, _("Nothing on this order can be refunded."))

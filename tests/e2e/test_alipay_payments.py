@@ -6,7 +6,7 @@ import requests
 from django.utils import timezone
 
 from orders.models import Order, OrderEvent, OrderStatus
-from orders.services import order_close
+from orders.services import order_close, orders_close_expired
 from payments.gateways import get_gateway
 from payments.gateways.base import PaymentRequest, PayMethod
 from payments.models import (
@@ -17,7 +17,7 @@ from payments.models import (
     PaymentStatus,
     RefundRequired,
 )
-from payments.services import orders_close_expired, payments_query_stale
+from payments.services import payments_query_stale
 from refunds.models import Refund, RefundStatus
 from shop.actors import Actor
 from shop.models import Sku

@@ -12,6 +12,7 @@ import requests
 from django.utils import timezone
 
 from orders.models import Order, OrderEvent, OrderStatus
+from orders.services import orders_close_expired
 from payments.gateways.base import PayMethod
 from payments.models import (
     GatewayNotification,
@@ -20,7 +21,7 @@ from payments.models import (
     PaymentEvent,
     PaymentStatus,
 )
-from payments.services import orders_close_expired, payments_query_stale
+from payments.services import payments_query_stale
 from shop.models import Sku
 from tests.polling import wait_for
 from tests.sandbox.wechatpay_client import PUBLIC_KEY_ID, SCHEME, key_path, rsa_sign

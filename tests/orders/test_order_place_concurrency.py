@@ -3,9 +3,9 @@ import uuid
 
 import pytest
 
-from orders import services
 from orders.exceptions import InsufficientStock
 from orders.models import Order
+from orders.services import checkout as services
 from orders.services import order_place
 from shop.models import Sku
 from tests.concurrency import run_in_parallel

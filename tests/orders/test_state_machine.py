@@ -1,6 +1,6 @@
 import pytest
 
-from orders.exceptions import InvalidTransition
+from orders.exceptions import InvalidOrderTransition
 from orders.models import ORDER_TRANSITIONS, Order, OrderEvent, OrderStatus
 from orders.services import order_close, order_mark_paid, order_transition
 from shop.actors import Actor
@@ -66,7 +66,7 @@ def test_illegal_transition_raises_and_changes_nothing(src, dst):
     order = order_in(src)
     events = OrderEvent.objects.filter(order=order).count()
 
-    with pytest.raises(InvalidTransition):
+    with pytest.raises(InvalidOrderTransition):
         order_transition(order_id=order.pk, to_status=dst, actor=SYSTEM)
 
     assert Order.objects.get(pk=order.pk).status == src
@@ -102,6 +102,6 @@ def test_closing_releases_stock_exactly_once():
 def test_a_paid_order_cannot_be_closed_and_keeps_its_stock():
     order = place_order(quantity=2, stock=5)
     order_mark_paid(order_id=order.pk, actor=SYSTEM)
-    with pytest.raises(InvalidTransition):
+    with pytest.raises(InvalidOrderTransition):
         order_close(order_id=order.pk, actor=SYSTEM, reason="timeout")
     assert Sku.objects.get(code=order.lines.get().sku_code).stock == 3

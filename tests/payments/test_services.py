@@ -6,8 +6,8 @@ from django.core import mail
 from django.utils import timezone
 
 from orders.models import Order, OrderEvent, OrderStatus
-from orders.services import order_close, order_mark_paid
-from payments.exceptions import GatewayRejected, GatewayUnavailable, InvalidTransition
+from orders.services import order_close, order_expire, order_mark_paid
+from payments.exceptions import GatewayRejected, GatewayUnavailable, InvalidPaymentTransition, OrderNotPayable
 from payments.gateways.base import PayMethod, TradeStatus
 from payments.models import (
     PAYMENT_TRANSITIONS,
@@ -19,15 +19,13 @@ from payments.models import (
     RefundRequired,
 )
 from payments.services import (
-    OrderNotPayable,
-    _apply_transition,
     notification_process,
-    order_expire,
     payment_apply_notification,
     payment_sync,
     payment_sync_if_due,
     payments_query_stale,
 )
+from payments.services import payment_move as _apply_transition
 from shop.actors import Actor
 from shop.models import Sku
 from tests.orders.factories import place_order
@@ -360,7 +358,7 @@ def test_legal_payment_transitions_write_one_event(fake_gateway, src, dst):
 def test_illegal_payment_transitions_raise(fake_gateway, src, dst):
     payment, _ = start_payment()
     Payment.objects.filter(pk=payment.pk).update(status=src)
-    with pytest.raises(InvalidTransition):
+    with pytest.raises(InvalidPaymentTransition):
         _apply_transition(reload(payment), to_status=dst, actor=SYSTEM)
     assert reload(payment).status == src
 

@@ -267,7 +267,7 @@ class TestExecution:
 
     def test_a_crash_after_the_gateway_call_never_refunds_twice(self, gateway, monkeypatch):
         """The worker dies after the gateway refunded but before we recorded it."""
-        import refunds.services as services
+        import refunds.services.execution as services
 
         order, payment = paid_order()
         refund = apply_for_refund(order, 4000)
@@ -294,7 +294,7 @@ def refund_approve_without_submit(refund):
     """Approve, but keep the on-commit submit from running (as if the worker had not picked it up)."""
     from unittest import mock
 
-    with mock.patch("refunds.services._enqueue_submit"):
+    with mock.patch("refunds.services.review.enqueue_submit"):
         refund_approve(refund_id=refund.pk, reviewer=reviewer(f"r{refund.pk}"))
 
 
@@ -395,3 +395,42 @@ class TestInProcessTasks:
         assert refunds_poll_processing(now=refund.next_poll_at + timedelta(seconds=1)) == 1
         assert reload(refund).status == RefundStatus.SUCCEEDED
         assert len(gateway.refunds_executed) == 1
+
+
+class TestWhatTheGatewayIsSent:
+    def test_the_reason_is_fixed_text_stored_on_the_refund_whatever_language_sends_it(self, gateway, settings):
+        from django.utils import translation
+
+        from refunds.services.execution import _refund_request
+
+        settings.LANGUAGE_CODE = "zh-hans"
+        order, _ = paid_order()
+        with translation.override("en"):
+            refund = apply_for_refund(order, 4000, reason="damaged")
+        assert refund.gateway_reason == "商品到货时已损坏"
+        sent = {}
+        for language in ("en", "zh-hans"):
+            with translation.override(language):
+                sent[language] = _refund_request(reload(refund)).reason
+        assert sent == {"en": "商品到货时已损坏", "zh-hans": "商品到货时已损坏"}
+
+
+class TestPollingSurvivesOneBadRefund:
+    def test_a_refund_whose_gateway_is_no_longer_configured_does_not_stop_the_sweep(self, gateway, settings):
+        gateway.refund_outcome = GatewayRefundStatus.PROCESSING
+        first_order, first_payment = paid_order()
+        second_order, _ = paid_order()
+        stranded = apply_for_refund(first_order, 4000)
+        healthy = apply_for_refund(second_order, 4000)
+        refund_approve(refund_id=stranded.pk, reviewer=reviewer("a"))
+        refund_approve(refund_id=healthy.pk, reviewer=reviewer("b"))
+        # The first refund's gateway disappears from the configuration.
+        Payment.objects.filter(pk=first_payment.pk).update(gateway="retired")
+        Refund.objects.filter(pk=stranded.pk).update(next_poll_at=timezone.now() - timedelta(hours=2))
+
+        assert refunds_poll_processing(now=timezone.now() + timedelta(hours=1)) == 2
+
+        assert reload(healthy).status == RefundStatus.SUCCEEDED
+        stranded = reload(stranded)
+        assert stranded.status == RefundStatus.PROCESSING
+        assert "poll failed" in stranded.last_error and "retired" in stranded.last_error

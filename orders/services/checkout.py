@@ -1,11 +1,4 @@
-"""Orders: placing them at checkout and every status transition after that.
-
-Each transition is one function here. It locks the order row, checks the
-move against `ORDER_TRANSITIONS`, writes one `OrderEvent` in the same
-transaction, and is idempotent: asking for the status the order already has
-returns it unchanged without a new event. Anything else illegal raises
-`InvalidTransition`.
-"""
+"""Checkout: an order, its line snapshots and its stock reservation, at once."""
 from __future__ import annotations
 
 import logging
@@ -14,6 +7,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
@@ -21,16 +15,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from orders.exceptions import (
-    CheckoutAlreadyPlaced,
-    EmptyCart,
-    InsufficientStock,
-    InvalidQuantity,
-    InvalidTransition,
-    UnknownSku,
-)
-from orders.lock_objects import order_for_update
-from orders.models import ORDER_TRANSITIONS, Order, OrderEvent, OrderLine, OrderStatus
+from orders.exceptions import CheckoutAlreadyPlaced, EmptyCart, InsufficientStock, InvalidQuantity, UnknownSku
+from orders.models import Order, OrderEvent, OrderLine
 from shop.actors import Actor
 from shop.lock_objects import skus_for_update
 from shop.models import Sku
@@ -71,7 +57,7 @@ def _merge_items(items: Sequence[tuple[str, int]]) -> dict[str, int]:
 
 def order_place(
     *,
-    shopper,
+    shopper: Any,
     items: Sequence[tuple[str, int]],
     consignee: Consignee,
     checkout_token: uuid.UUID | None = None,
@@ -152,7 +138,9 @@ def _reserve_stock(*, skus: dict[str, Sku], wanted: dict[str, int]) -> list[Orde
     return lines
 
 
-def _order_create(*, shopper, consignee: Consignee, lines: list[OrderLine], checkout_token) -> Order:
+def _order_create(
+    *, shopper: Any, consignee: Consignee, lines: list[OrderLine], checkout_token: uuid.UUID | None
+) -> Order:
     now = timezone.now()
     total_minor = sum(line.line_total_minor for line in lines)
     for attempt in range(ORDER_NO_ATTEMPTS):
@@ -181,96 +169,3 @@ def _order_create(*, shopper, consignee: Consignee, lines: list[OrderLine], chec
         OrderLine.objects.bulk_create(lines)
         return order
     raise AssertionError("unreachable")
-
-
-# ---------------------------------------------------------------------------
-# Transitions
-# ---------------------------------------------------------------------------
-
-
-def _apply_transition(
-    order: Order, *, to_status: str, actor: Actor, reason: str, reference: str
-) -> bool:
-    """Move a locked order; True if it moved, False if it was already there."""
-    if order.status == to_status:
-        return False
-    if to_status not in ORDER_TRANSITIONS[order.status]:
-        raise InvalidTransition(order.order_no, order.status, to_status)
-    from_status = order.status
-    order.status = to_status
-    now = timezone.now()
-    update_fields = ["status", "updated_at"]
-    if to_status == OrderStatus.PAID and order.paid_at is None:
-        order.paid_at = now
-        update_fields.append("paid_at")
-    if to_status == OrderStatus.CLOSED:
-        order.closed_at = now
-        update_fields.append("closed_at")
-    order.save(update_fields=update_fields)
-    OrderEvent.objects.create(
-        order=order,
-        from_status=from_status,
-        to_status=to_status,
-        **actor.stamp(),
-        reason=reason,
-        reference=reference,
-    )
-    logger.info("order %s: %s → %s (%s)", order.order_no, from_status, to_status, reason)
-    return True
-
-
-def order_transition(
-    *, order_id: int, to_status: str, actor: Actor, reason: str = "", reference: str = ""
-) -> Order:
-    """Move an order to `to_status` under a row lock; see the module docstring.
-
-    The named services below are what callers use; they add the side
-    effects that belong to a transition (timestamps, stock release).
-    """
-    with transaction.atomic():
-        order = order_for_update(order_id=order_id)
-        _apply_transition(order, to_status=to_status, actor=actor, reason=reason, reference=reference)
-    return order
-
-
-def order_mark_paid(*, order_id: int, actor: Actor, reason: str = "", reference: str = "") -> Order:
-    """pending_payment → paid. A repeat is a no-op; a closed order raises."""
-    return order_transition(
-        order_id=order_id, to_status=OrderStatus.PAID, actor=actor, reason=reason, reference=reference
-    )
-
-
-def order_close(*, order_id: int, actor: Actor, reason: str, reference: str = "") -> Order:
-    """pending_payment → closed, releasing the stock the order reserved.
-
-    A repeat is a no-op (stock is released once); a paid order raises.
-    """
-    with transaction.atomic():
-        order = order_for_update(order_id=order_id)
-        moved = _apply_transition(
-            order, to_status=OrderStatus.CLOSED, actor=actor, reason=reason, reference=reference
-        )
-        if moved:
-            _release_stock(order)
-    return order
-
-
-def _release_stock(order: Order) -> None:
-    quantities = dict(order.lines.values_list("sku_code", "quantity"))
-    # Lock the SKU rows in pk order, as checkout does, before adding back.
-    for sku in skus_for_update(codes=quantities):
-        Sku.objects.filter(pk=sku.pk).update(stock=F("stock") + quantities[sku.code])
-
-
-def order_ship(*, order_id: int, actor: Actor, reason: str = "", reference: str = "") -> Order:
-    """paid (or partially refunded) → shipped."""
-    return order_transition(
-        order_id=order_id, to_status=OrderStatus.SHIPPED, actor=actor, reason=reason, reference=reference
-    )
-
-
-def order_complete(*, order_id: int, actor: Actor, reason: str = "", reference: str = "") -> Order:
-    """shipped → completed."""
-    return order_transition(
-        order_id=order_id, to_status=OrderStatus.COMPLETED, actor=actor, reason=reason, reference=reference
-    )

@@ -1,0 +1,100 @@
+"""Every periodic job of the shop, in one list that both schedulers read.
+
+With REDIS_URL, Celery beat enqueues each job's task on its schedule
+(`beat_schedule()`, used by config/celery_app.py). Without it (`make run`'s
+embedded default), `manage.py run_janitor` runs the same list in-process
+(`run_due_jobs`). Each job is one Celery task calling one service; a job
+that fails is logged and never keeps the others from running.
+
+An app adds its job here, beside the others, with its schedule and why.
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from celery.schedules import BaseSchedule, schedule
+from django.utils.module_loading import import_string
+
+logger = logging.getLogger(__name__)
+
+EVERY_MINUTE = schedule(timedelta(minutes=1))
+
+
+@dataclass(frozen=True)
+class PeriodicJob:
+    name: str
+    # Dotted path of the Celery task (also its registered name).
+    task: str
+    schedule: BaseSchedule
+    # Beat drops a run not started within this many seconds (the next one
+    # comes soon enough), so a backlog after an outage does not pile up.
+    expires: float | None = None
+
+
+PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
+    # Every minute: ask the gateways about attempts still open a few minutes
+    # after they started (PAYMENT_QUERY_AFTER_SECONDS), each with its own
+    # exponential backoff, so a lost notification is healed within minutes.
+    PeriodicJob("payments-query-stale", "payments.tasks.payments_query_stale_task", EVERY_MINUTE, expires=55),
+    # Every minute: close orders unpaid past ORDER_PAYMENT_TIMEOUT_MINUTES:
+    # their attempts at the gateway first, then the order, releasing stock.
+    PeriodicJob("orders-close-expired", "orders.tasks.orders_close_expired_task", EVERY_MINUTE, expires=55),
+    # Every minute: poll refunds the gateway is still processing, each with
+    # its own exponential backoff (REFUND_POLL_*); give up loudly at the end.
+    PeriodicJob("refunds-poll-processing", "refunds.tasks.refunds_poll_processing_task", EVERY_MINUTE,
+                expires=55),
+    # Every minute: start the automatic refund of any duplicate or late
+    # payment whose immediate trigger was lost.
+    PeriodicJob("refunds-create-automatic", "refunds.tasks.refunds_create_automatic_pending_task",
+                EVERY_MINUTE, expires=55),
+    # Every ten minutes: check the money invariants against the raw rows and
+    # raise (or clear) the alarms staff see in admin.
+    PeriodicJob("money-invariants-check", "refunds.tasks.money_invariants_check_task",
+                schedule(timedelta(minutes=10)), expires=590),
+)
+
+
+def beat_schedule(jobs: Iterable[PeriodicJob] = PERIODIC_JOBS) -> dict[str, dict[str, Any]]:
+    """The jobs as Celery beat's `beat_schedule` setting."""
+    entries: dict[str, dict[str, Any]] = {}
+    for job in jobs:
+        entry: dict[str, Any] = {"task": job.task, "schedule": job.schedule}
+        if job.expires is not None:
+            entry["options"] = {"expires": job.expires}
+        entries[job.name] = entry
+    return entries
+
+
+@dataclass
+class JobRun:
+    job: PeriodicJob
+    ok: bool
+    result: Any = None
+
+
+def run_due_jobs(last_runs: dict[str, datetime], *, now: datetime,
+                 jobs: Iterable[PeriodicJob] = PERIODIC_JOBS) -> list[JobRun]:
+    """Run, in this process, every job whose schedule says it is due.
+
+    `last_runs` maps a job's name to when it last ran and is updated here; a
+    job never run is due at once. A job's failure is logged with its name
+    and the loop goes on to the next job.
+    """
+    runs = []
+    for job in jobs:
+        last = last_runs.get(job.name)
+        if last is not None and not job.schedule.is_due(last).is_due:
+            continue
+        last_runs[job.name] = now
+        try:
+            result = import_string(job.task)()
+        except Exception:
+            logger.exception("periodic job %s failed", job.name)
+            runs.append(JobRun(job, ok=False))
+        else:
+            runs.append(JobRun(job, ok=True, result=result))
+    return runs

@@ -1,0 +1,129 @@
+"""Every order status move, each a named service.
+
+Each one locks the order row, checks the move against ORDER_TRANSITIONS,
+writes one OrderEvent in the same transaction, and is idempotent: asking
+for the status the order already has returns it unchanged without a new
+event. Anything else illegal raises InvalidOrderTransition.
+
+Other apps never name an order status to move to: payments calls
+`order_mark_paid`, the expiry sweep `order_close`, refunds reports its
+totals to `order_follow_refunds`, which decides the refund state.
+"""
+from __future__ import annotations
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from orders.exceptions import InvalidOrderTransition
+from orders.lock_objects import order_for_update
+from orders.models import ORDER_TRANSITIONS, Order, OrderEvent, OrderStatus
+from orders.selectors import order_status_before_refund_pending
+from shop.actors import Actor
+from shop.lifecycle import Lifecycle
+from shop.lock_objects import skus_for_update
+from shop.models import Sku
+
+ORDER_LIFECYCLE: Lifecycle[Order] = Lifecycle(
+    transitions=ORDER_TRANSITIONS,
+    event_model=OrderEvent,
+    subject="order",
+    error=InvalidOrderTransition,
+    reference=lambda order: order.order_no,
+)
+
+
+def _move(order: Order, *, to_status: str, actor: Actor, reason: str, reference: str) -> bool:
+    """Move a locked order, stamping the time it was paid or closed."""
+    extra_fields = {}
+    if to_status == OrderStatus.PAID and order.paid_at is None and order.status != to_status:
+        extra_fields["paid_at"] = timezone.now()
+    if to_status == OrderStatus.CLOSED and order.status != to_status:
+        extra_fields["closed_at"] = timezone.now()
+    return ORDER_LIFECYCLE.move(order, to_status=to_status, actor=actor, reason=reason,
+                                extra_fields=extra_fields, reference=reference)
+
+
+def order_transition(
+    *, order_id: int, to_status: str, actor: Actor, reason: str = "", reference: str = ""
+) -> Order:
+    """Move an order to `to_status` under a row lock; see the module docstring.
+
+    The named services below are what other apps call; they add the side
+    effects that belong to a move (stock release) and choose the status.
+    """
+    with transaction.atomic():
+        order = order_for_update(order_id=order_id)
+        _move(order, to_status=to_status, actor=actor, reason=reason, reference=reference)
+    return order
+
+
+def order_mark_paid(*, order_id: int, actor: Actor, reason: str = "", reference: str = "") -> Order:
+    """pending_payment → paid. A repeat is a no-op; a closed order raises."""
+    return order_transition(
+        order_id=order_id, to_status=OrderStatus.PAID, actor=actor, reason=reason, reference=reference
+    )
+
+
+def order_close(*, order_id: int, actor: Actor, reason: str, reference: str = "") -> Order:
+    """pending_payment → closed, releasing the stock the order reserved.
+
+    A repeat is a no-op (stock is released once); a paid order raises.
+    """
+    with transaction.atomic():
+        order = order_for_update(order_id=order_id)
+        if _move(order, to_status=OrderStatus.CLOSED, actor=actor, reason=reason, reference=reference):
+            _release_stock(order)
+    return order
+
+
+def _release_stock(order: Order) -> None:
+    quantities = dict(order.lines.values_list("sku_code", "quantity"))
+    # Lock the SKU rows in pk order, as checkout does, before adding back.
+    for sku in skus_for_update(codes=quantities):
+        Sku.objects.filter(pk=sku.pk).update(stock=F("stock") + quantities[sku.code])
+
+
+def order_ship(*, order_id: int, actor: Actor, reason: str = "", reference: str = "") -> Order:
+    """paid (or partially refunded) → shipped."""
+    return order_transition(
+        order_id=order_id, to_status=OrderStatus.SHIPPED, actor=actor, reason=reason, reference=reference
+    )
+
+
+def order_complete(*, order_id: int, actor: Actor, reason: str = "", reference: str = "") -> Order:
+    """shipped → completed."""
+    return order_transition(
+        order_id=order_id, to_status=OrderStatus.COMPLETED, actor=actor, reason=reason, reference=reference
+    )
+
+
+def order_follow_refunds(
+    *, order_id: int, refund_open: bool, refunded_minor: int, paid_minor: int, actor: Actor,
+    reason: str = "refunds changed",
+) -> Order:
+    """Move the order to the refund state that its payment's refunds imply.
+
+    The refunds app reports what it knows: whether a refund of the order's
+    accepted payment is still open (applied for, approved, in flight), how
+    much came back, and how much was paid. An open refund means "refund
+    pending"; everything back means "refunded"; part of it "partially
+    refunded"; nothing back and nothing open returns a pending order to
+    where it was before (paid, shipped or completed). A state the table does
+    not reach from here (a closed order, say) is left as it is.
+    """
+    with transaction.atomic():
+        order = order_for_update(order_id=order_id)
+        if refund_open:
+            target = OrderStatus.REFUND_PENDING
+        elif refunded_minor >= paid_minor:
+            target = OrderStatus.REFUNDED
+        elif refunded_minor > 0:
+            target = OrderStatus.PARTIALLY_REFUNDED
+        elif order.status == OrderStatus.REFUND_PENDING:
+            target = order_status_before_refund_pending(order)
+        else:
+            return order
+        if target != order.status and target in ORDER_TRANSITIONS[order.status]:
+            _move(order, to_status=target, actor=actor, reason=reason, reference="")
+    return order

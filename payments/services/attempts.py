@@ -1,0 +1,124 @@
+"""Starting a payment: a new attempt, committed before the gateway hears of it."""
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from orders.lock_objects import order_for_update
+from orders.models import Order
+from payments.exceptions import GatewayError, OrderNotPayable, UnsupportedMethod
+from payments.gateways import get_gateway
+from payments.gateways.base import PaymentAction, PaymentRequest, PayMethod
+from payments.lock_objects import payment_and_order_for_update
+from payments.models import Payment, PaymentEvent, PaymentStatus
+from payments.selectors import OPEN_STATUSES
+from payments.services.lifecycle import payment_move
+from payments.services.sync import payment_query_delay
+from shop.actors import Actor
+
+logger = logging.getLogger(__name__)
+
+
+def out_trade_no_for(order: Order, attempt_no: int) -> str:
+    # Letters and digits only: UnionPay forbids "-" and "_", WeChat wants 6-32
+    # characters, Alipay up to 64.
+    return f"{order.order_no}P{attempt_no:02d}"
+
+
+def payment_start(
+    *, order_id: int, gateway_code: str, method: PayMethod, actor: Actor, client_ip: str = ""
+) -> tuple[Payment, PaymentAction]:
+    """Create a new attempt for a payable order and ask the gateway how to pay.
+
+    The attempt (with its out_trade_no) is committed before the gateway call.
+    When the gateway refuses or cannot be reached, the attempt is marked
+    failed and the error re-raised. Earlier open attempts of the order are
+    closed at their gateways afterwards, so only the newest can be paid.
+
+    Raises OrderNotPayable, UnsupportedMethod, GatewayNotConfigured,
+    GatewayError.
+    """
+    gateway = get_gateway(gateway_code)
+    if method not in gateway.methods:
+        raise UnsupportedMethod(f"{gateway_code} cannot pay by {method}")
+    payment = _attempt_create(order_id=order_id, gateway_code=gateway_code, method=method, actor=actor)
+    try:
+        action = gateway.start_payment(_payment_request(payment, client_ip=client_ip))
+    except GatewayError as exc:
+        with transaction.atomic():
+            locked, _ = payment_and_order_for_update(payment_id=payment.pk)
+            payment_move(locked, to_status=PaymentStatus.FAILED, actor=Actor.gateway(gateway_code),
+                         reason=f"could not start: {exc}")
+        raise
+    with transaction.atomic():
+        locked, _ = payment_and_order_for_update(payment_id=payment.pk)
+        payment_move(locked, to_status=PaymentStatus.PENDING, actor=actor, reason="handed to the gateway",
+                     extra_fields={"qr_content": action.qr_content})
+        transaction.on_commit(lambda: _enqueue_close_superseded(order_id=order_id, keep_payment_id=payment.pk))
+    return locked, action
+
+
+def _attempt_create(*, order_id: int, gateway_code: str, method: PayMethod, actor: Actor) -> Payment:
+    """The next attempt of a payable order, numbered under the order's lock."""
+    with transaction.atomic():
+        order = order_for_update(order_id=order_id)
+        if not order.is_payable or order.expires_at <= timezone.now():
+            raise OrderNotPayable(order)
+        last = order.payments.aggregate(last=Max("attempt_no"))["last"] or 0
+        payment = Payment.objects.create(
+            order=order,
+            attempt_no=last + 1,
+            gateway=gateway_code,
+            method=method,
+            out_trade_no=out_trade_no_for(order, last + 1),
+            amount_minor=order.total_minor,
+            currency=order.currency,
+            expires_at=order.expires_at,
+            next_query_at=timezone.now() + payment_query_delay(0),
+        )
+        PaymentEvent.objects.create(
+            payment=payment, from_status="", to_status=PaymentStatus.CREATED,
+            **actor.stamp(),
+            reason=f"{gateway_code} {method}",
+        )
+    return payment
+
+
+def _payment_request(payment: Payment, *, client_ip: str) -> PaymentRequest:
+    order = payment.order
+    site, code = settings.SITE_URL, payment.gateway
+    return PaymentRequest(
+        out_trade_no=payment.out_trade_no,
+        amount_minor=payment.amount_minor,
+        currency=payment.currency,
+        subject=_subject(order),
+        method=PayMethod(payment.method),
+        notify_url=f"{site}/payments/{code}/notify/",
+        return_url=f"{site}/payments/{code}/return/",
+        quit_url=f"{site}/orders/{order.order_no}/pay/",
+        expires_at=payment.expires_at,
+        client_ip=client_ip,
+        description=f"Order {order.order_no}",
+    )
+
+
+def _subject(order: Order) -> str:
+    names = list(order.lines.values_list("name", flat=True)[:3])
+    subject = ", ".join(names)
+    return subject[:120] or order.order_no
+
+
+def _enqueue_close_superseded(*, order_id: int, keep_payment_id: int) -> None:
+    from payments.tasks import payment_close_superseded_task
+
+    superseded = list(
+        Payment.objects.filter(order_id=order_id, status__in=OPEN_STATUSES)
+        .exclude(pk=keep_payment_id)
+        .values_list("pk", flat=True)
+    )
+    for payment_id in superseded:
+        payment_close_superseded_task.delay(payment_id)
