@@ -1,6 +1,6 @@
 """Fixed identities of the sandbox's merchants and buyer, and start-up defaults.
 
-The shop's settings default to the same identities (CONTRACT.md), so a fresh
+The shop's settings default to the same identities (docs/CONTRACT.md), so a fresh
 clone pays against the sandbox with no configuration. Values that tests may
 change while the sandbox runs live in `sandbox.runtime` instead.
 """

@@ -1,4 +1,4 @@
-"""Alipay trade bills (gateways-alipay-unionpay.md A11), built from the sandbox's trades.
+"""Alipay trade bills (docs/gateways-alipay-unionpay.md A11), built from the sandbox's trades.
 
 `bill.downloadurl.query` hands out a link that lives 30 s (times the time
 scale); the link serves `<PID>0156_<yyyyMMdd>.csv.zip` holding two GBK CSV

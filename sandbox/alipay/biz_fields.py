@@ -1,4 +1,4 @@
-"""Reading and checking biz_content fields (gateways-alipay-unionpay.md A7, A12).
+"""Reading and checking biz_content fields (docs/gateways-alipay-unionpay.md A7, A12).
 
 A missing or malformed business field is answered with
 `40004 ACQ.INVALID_PARAMETER`, naming the field in sub_msg.

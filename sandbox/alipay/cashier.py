@@ -1,5 +1,5 @@
 """What the shopper sees: the cashier page (page/wap pay), the scan page (QR),
-and the signed return to the merchant (gateways-alipay-unionpay.md A7, A9).
+and the signed return to the merchant (docs/gateways-alipay-unionpay.md A7, A9).
 
 page.pay / wap.pay: the verified request announces the trade and redirects
 the browser to /alipay/cashier/<token>/. The Alipay trade does not exist

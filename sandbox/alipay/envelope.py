@@ -1,4 +1,4 @@
-"""Signed JSON answers of /alipay/gateway.do (gateways-alipay-unionpay.md A5).
+"""Signed JSON answers of /alipay/gateway.do (docs/gateways-alipay-unionpay.md A5).
 
 The node text is serialised once, signed, and spliced into the envelope, so
 the signature covers exactly the bytes sent. Like Alipay, `/` is written

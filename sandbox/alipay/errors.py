@@ -1,4 +1,4 @@
-"""Alipay result codes the sandbox answers with (gateways-alipay-unionpay.md A6).
+"""Alipay result codes the sandbox answers with (docs/gateways-alipay-unionpay.md A6).
 
 `code` is the gateway result, `sub_code`/`sub_msg` the business reason.
 Sub-messages are in Chinese, as Alipay writes them.

@@ -1,4 +1,4 @@
-"""How Alipay writes amounts and times on the wire (gateways-alipay-unionpay.md A12).
+"""How Alipay writes amounts and times on the wire (docs/gateways-alipay-unionpay.md A12).
 
 Amounts are yuan strings with two decimals ("88.88"); the sandbox keeps
 integer fen and converts here, exactly, with Decimal. Times are Beijing time

@@ -1,6 +1,6 @@
 """`/alipay/gateway.do`: one URL, the `method` parameter picks the API.
 
-Follows gateways-alipay-unionpay.md A2-A6. Parameters may come in the query
+Follows docs/gateways-alipay-unionpay.md A2-A6. Parameters may come in the query
 string, the form body or both (A2). The common parameters are checked, then
 the merchant's RSA2 signature over every parameter but `sign` (A4), then
 `biz_content`. Browser methods (page.pay, wap.pay) continue in cashier.py

@@ -1,4 +1,4 @@
-"""The server-to-server Alipay methods (gateways-alipay-unionpay.md A7, A10, A11).
+"""The server-to-server Alipay methods (docs/gateways-alipay-unionpay.md A7, A10, A11).
 
 Each takes a verified AlipayCall (and the fault rule in force, if any) and
 returns the business node of the response, or raises AlipayError.

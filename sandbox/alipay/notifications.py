@@ -1,4 +1,4 @@
-"""Alipay asynchronous notifications (gateways-alipay-unionpay.md A8).
+"""Alipay asynchronous notifications (docs/gateways-alipay-unionpay.md A8).
 
 A form-encoded UTF-8 POST to the trade's notify_url: `notify_id` stays the
 same across re-sends, `notify_time` and `sign` are made afresh for each

@@ -1,6 +1,6 @@
 """Alipay RSA2 signatures: the sandbox's own implementation (no shop code).
 
-Follows gateways-alipay-unionpay.md A4 for requests (every parameter but
+Follows docs/gateways-alipay-unionpay.md A4 for requests (every parameter but
 `sign`, so `sign_type` is signed), A8/A9 for notifications and returns
 (`sign` and `sign_type` both left out) and A5 for responses (the exact node
 text). In every case: empty values dropped, names sorted, raw values joined

@@ -1,6 +1,6 @@
 """The sandbox's WeChat Pay API v3 provider (direct merchant, public-key mode).
 
-Follows gateways-wechatpay.md: `api.py` verifies every `/wechatpay/v3/...`
+Follows docs/gateways-wechatpay.md: `api.py` verifies every `/wechatpay/v3/...`
 request (§3) and signs every 2xx answer (§4); `transactions.py` serves
 Native and H5 prepay, the order queries and close (§6.1-§6.4),
 `refunds.py` refund create and query (§6.5-§6.7), `bills.py` the trade bill

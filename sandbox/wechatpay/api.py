@@ -1,5 +1,5 @@
 """The HTTP layer of `/wechatpay/v3/...`: verify the merchant, apply call
-faults, sign the answer (gateways-wechatpay.md §3, §4, §8).
+faults, sign the answer (docs/gateways-wechatpay.md §3, §4, §8).
 
 Every call must carry `Authorization: WECHATPAY2-SHA256-RSA2048 ...` whose
 mchid and serial_no are the sandbox merchant's, whose timestamp is within

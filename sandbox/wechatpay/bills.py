@@ -1,4 +1,4 @@
-"""Trade bills (交易账单), built from the sandbox's trades (gateways-wechatpay.md §6.8, §6.9).
+"""Trade bills (交易账单), built from the sandbox's trades (docs/gateways-wechatpay.md §6.8, §6.9).
 
 `GET /v3/bill/tradebill?bill_date=YYYY-MM-DD&bill_type=ALL|SUCCESS|REFUND
 [&tar_type=GZIP]` builds the day's file at once and answers (signed)

@@ -1,4 +1,4 @@
-"""WeChat Pay v3 error answers (gateways-wechatpay.md §8).
+"""WeChat Pay v3 error answers (docs/gateways-wechatpay.md §8).
 
 An error is an HTTP status and a JSON body `{"code","message"[,"detail"]}`;
 clients key on `code`. Error answers are not signed (only 2xx are, §8).

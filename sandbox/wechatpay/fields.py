@@ -1,4 +1,4 @@
-"""Reading and checking request fields (gateways-wechatpay.md §6.1, §6.2, §6.5, §7).
+"""Reading and checking request fields (docs/gateways-wechatpay.md §6.1, §6.2, §6.5, §7).
 
 A missing or malformed field is 400 PARAM_ERROR with `detail` naming it
 (`field`, `location`, `issue`, sometimes `value`).

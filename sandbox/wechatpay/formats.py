@@ -1,4 +1,4 @@
-"""How WeChat Pay writes times, amounts and ids (gateways-wechatpay.md §1, §6.9, §7).
+"""How WeChat Pay writes times, amounts and ids (docs/gateways-wechatpay.md §1, §6.9, §7).
 
 API amounts are integer fen; bills write yuan strings (fees with five
 decimals). Times are RFC 3339 with WeChat's `+08:00`; bills write Beijing

@@ -1,4 +1,4 @@
-"""WeChat Pay v3 notifications (gateways-wechatpay.md §4, §5).
+"""WeChat Pay v3 notifications (docs/gateways-wechatpay.md §4, §5).
 
 A JSON POST: the envelope `{"id","create_time","resource_type":
 "encrypt-resource","event_type","summary","resource":{...}}` whose

@@ -1,4 +1,4 @@
-"""Refunds: create and query (gateways-wechatpay.md §6.5-§6.7).
+"""Refunds: create and query (docs/gateways-wechatpay.md §6.5-§6.7).
 
 `POST /v3/refund/domestic/refunds` names the payment by `transaction_id`
 (wins) or `out_trade_no` and carries `out_refund_no`, optional `reason`

@@ -1,5 +1,5 @@
 """The WeChat Pay view of the core trades and refunds, and the JSON objects
-that describe them (gateways-wechatpay.md §5.3, §5.4, §6.6).
+that describe them (docs/gateways-wechatpay.md §5.3, §5.4, §6.6).
 
 trade_state: prepaid (scanned or not) -> NOTPAY, also once past
 time_expire (the deadline refuses payment but does not close the trade);

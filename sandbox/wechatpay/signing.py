@@ -1,6 +1,6 @@
 """WeChat Pay API v3 cryptography: the sandbox's own implementation (no shop code).
 
-Follows gateways-wechatpay.md §3 (the merchant's request signature over
+Follows docs/gateways-wechatpay.md §3 (the merchant's request signature over
 `METHOD\\nPATH?QUERY\\nTIMESTAMP\\nNONCE\\nBODY\\n` and the Authorization
 header), §4.2 (the answer and notification signature over
 `TIMESTAMP\\nNONCE\\nBODY\\n`, raw bytes) and §5.2 (AEAD_AES_256_GCM with the

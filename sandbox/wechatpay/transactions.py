@@ -1,4 +1,4 @@
-"""Paying: Native and H5 prepay, the order queries and close (gateways-wechatpay.md §6.1-§6.4).
+"""Paying: Native and H5 prepay, the order queries and close (docs/gateways-wechatpay.md §6.1-§6.4).
 
 - `POST /v3/pay/transactions/native` -> `code_url`, the sandbox scan page
   (`/wechatpay/scan/<token>/`); `POST /v3/pay/transactions/h5` (needs

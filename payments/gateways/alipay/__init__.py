@@ -2,7 +2,7 @@
 
 `gateway.py` is the adapter, `client.py` the signed server calls,
 `signing.py` keys and signatures, `formats.py` yuan and Beijing time,
-`statements.py` the trade bill. The protocol is gateways-alipay-unionpay.md
+`statements.py` the trade bill. The protocol is docs/gateways-alipay-unionpay.md
 Part A.
 """
 from payments.gateways.alipay.formats import fen_to_yuan, yuan_to_fen

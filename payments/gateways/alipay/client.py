@@ -1,6 +1,6 @@
 """Server-to-server calls to the Alipay OpenAPI v2 gateway (`gateway.do`, RSA2).
 
-Builds and signs the common parameters (gateways-alipay-unionpay.md A3, A4),
+Builds and signs the common parameters (docs/gateways-alipay-unionpay.md A3, A4),
 POSTs them form-encoded (A2), verifies the answer over its raw node text
 before reading it (A5) and sorts result codes into "done", "outcome
 unknown" and "refused" (A6, A14). HTTP and `requests` types stay in here.

@@ -1,7 +1,7 @@
 """Alipay's wire formats for money and time, converted exactly at the edge.
 
 Money: Alipay speaks yuan strings with two decimals, `"0.01"` to
-`"100000000.00"` (gateways-alipay-unionpay.md A7, A12); the shop speaks
+`"100000000.00"` (docs/gateways-alipay-unionpay.md A7, A12); the shop speaks
 integer fen. Time: Beijing time written `yyyy-MM-dd HH:mm:ss` with no zone
 suffix (A3, A12). Never a float: `Decimal` only while converting.
 """

@@ -1,6 +1,6 @@
 """The Alipay adapter: OpenAPI v2 (`alipay.trade.*`, version 1.0, sign_type RSA2).
 
-Follows gateways-alipay-unionpay.md Part A: A3/A4 request parameters and
+Follows docs/gateways-alipay-unionpay.md Part A: A3/A4 request parameters and
 signing, A5 response verification, A6/A14 result codes and retries, A7 the
 methods, A8 notifications, A9 the browser return, A10 refund semantics,
 A11 the trade bill, A12 amounts and times, A13 the merchant's checks.

@@ -1,6 +1,6 @@
 """RSA2 (SHA256withRSA, PKCS#1 v1.5) keys, signatures and signed texts of Alipay OpenAPI v2.
 
-Follows gateways-alipay-unionpay.md A4 (request signing), A5 (response
+Follows docs/gateways-alipay-unionpay.md A4 (request signing), A5 (response
 verification over the raw node text) and A8 (notification verification),
 with `cryptography`. Nothing here logs, and no error message carries key
 material or a signature.

@@ -1,6 +1,6 @@
 """Alipay's daily `trade` bill (业务明细) parsed into statement lines.
 
-Follows gateways-alipay-unionpay.md A11: a ZIP whose entry names are GBK
+Follows docs/gateways-alipay-unionpay.md A11: a ZIP whose entry names are GBK
 without the UTF-8 flag; the `_业务明细.csv` entry (not `_业务明细(汇总).csv`)
 is GBK CSV with `#` comment lines, a header row after the 业务明细列表
 marker, identifier cells padded with a TAB, and footer control totals.

@@ -4,7 +4,7 @@
 verification, `signing.py` keys, signatures and AES-GCM resources,
 `notifications.py` payment and refund notifications, `statements.py` the
 trade bill, `formats.py` fen, yuan and RFC 3339 times. The protocol is
-gateways-wechatpay.md §1-9, 11, 12 (API v2, §10, is not supported).
+docs/gateways-wechatpay.md §1-9, 11, 12 (API v2, §10, is not supported).
 """
 from payments.gateways.wechatpay.gateway import WechatPayGateway
 from payments.gateways.wechatpay.statements import (

@@ -1,6 +1,6 @@
 """Signed HTTP calls to WeChat Pay API v3 and the verification of their answers.
 
-Follows gateways-wechatpay.md §3 (sign the path and query exactly as sent,
+Follows docs/gateways-wechatpay.md §3 (sign the path and query exactly as sent,
 and the exact body bytes), §4 (verify every 2xx, including an empty 204,
 before reading it) and §8 (read `code`/`message` of error answers, which
 are not guaranteed to be signed, and sort them into "outcome unknown" and

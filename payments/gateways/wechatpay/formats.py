@@ -2,7 +2,7 @@
 
 Money: API v3 speaks integer fen in JSON (`amount.total`), the trade bill
 speaks yuan strings, and its fee column carries five decimals
-(gateways-wechatpay.md §1, §6.9, §7). Time: RFC 3339 with an offset; WeChat
+(docs/gateways-wechatpay.md §1, §6.9, §7). Time: RFC 3339 with an offset; WeChat
 writes `+08:00` (§1, §7). Never a float: `Decimal` only while converting.
 """
 from __future__ import annotations

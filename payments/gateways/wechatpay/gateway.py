@@ -1,6 +1,6 @@
 """The WeChat Pay adapter: API v3, direct merchant (直连商户), public-key mode.
 
-Follows gateways-wechatpay.md: §3 request signatures, §4 answer
+Follows docs/gateways-wechatpay.md: §3 request signatures, §4 answer
 verification, §5 notifications (AEAD_AES_256_GCM resources), §6 the
 endpoints (Native and H5 prepay, query, close, refund, refund query, trade
 bill and its download), §7 identifiers and amounts, §8 error codes, §9 the

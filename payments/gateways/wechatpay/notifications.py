@@ -1,6 +1,6 @@
 """Payment and refund notifications of WeChat Pay API v3: verify, decrypt, check.
 
-Follows gateways-wechatpay.md §9 "on every notification", in its order:
+Follows docs/gateways-wechatpay.md §9 "on every notification", in its order:
 the four `Wechatpay-*` headers, the signature type, freshness (against the
 time the notification was received, so a stored one can be processed
 again), the serial, the RSA signature over the raw body (§4), then the

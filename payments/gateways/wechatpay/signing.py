@@ -1,6 +1,6 @@
 """Keys, request signatures, answer verification and AES-GCM resources of WeChat Pay API v3.
 
-Follows gateways-wechatpay.md §3 (the Authorization header over
+Follows docs/gateways-wechatpay.md §3 (the Authorization header over
 `METHOD\\nPATH?QUERY\\nTIMESTAMP\\nNONCE\\nBODY\\n`), §4 (the `Wechatpay-*`
 headers over `ts\\nnonce\\nbody\\n`, freshness, the key chosen by serial) and
 §5.2 (AEAD_AES_256_GCM with the APIv3 key), with `cryptography`. Nothing

@@ -1,6 +1,6 @@
 """WeChat Pay's daily trade bill (交易账单): integrity check and parsing.
 
-Follows gateways-wechatpay.md §6.8 (gunzip, then SHA-1 of the uncompressed
+Follows docs/gateways-wechatpay.md §6.8 (gunzip, then SHA-1 of the uncompressed
 bytes against the verified `hash_value`) and §6.9 (the file, the same for
 API v2 and v3): UTF-8 with an optional BOM, CRLF or LF; a plain header
 row; detail rows whose every field starts with a backtick, split on the

@@ -141,7 +141,7 @@ def test_pinned_get_header_against_the_real_api_base():
 
 
 def test_get_with_query_is_signed_over_the_prefixed_path_and_query(wechat, tmp_path):
-    """CONTRACT.md: with the sandbox base the signed path starts /wechatpay/v3/ and keeps ?mchid=."""
+    """docs/CONTRACT.md: with the sandbox base the signed path starts /wechatpay/v3/ and keeps ?mchid=."""
     path = "/v3/pay/transactions/out-trade-no/SO20251122000123P01"
     wechat.reply("GET", path, stub.transaction(trade_state="NOTPAY", success_time=None, transaction_id=None))
     stub.make_gateway().query_payment("SO20251122000123P01")
