@@ -28,10 +28,16 @@ test: $(VENV)/.installed
 	scripts/ensure-services.sh
 	scripts/ensure-debian-packages.sh
 	$(PY) -m ruff check .
+	$(PY) -m mypy
+	$(PY) -m mypy --config-file sandbox/mypy.toml
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
+# Ruff, then mypy twice: the shop (pyproject.toml, config.settings.test) and
+# the sandbox gateway, a Django project of its own (sandbox/mypy.toml).
 lint: $(VENV)/.installed
 	$(PY) -m ruff check .
+	$(PY) -m mypy
+	$(PY) -m mypy --config-file sandbox/mypy.toml
 
 # Extract marked strings into both catalogues and compile them; translate
 # the new Chinese entries in locale/zh_Hans/LC_MESSAGES/django.po.

@@ -196,12 +196,12 @@ def faults_clear_view(request: HttpRequest) -> JsonResponse:
 
 @require_http_methods(["GET", "DELETE"])
 def fault_view(request: HttpRequest, rule_id: str) -> JsonResponse:
-    rule_id = int(rule_id)
+    rule_pk = int(rule_id)
     if request.method == "DELETE":
-        if not fault_delete(rule_id):
+        if not fault_delete(rule_pk):
             return json_error("no such fault rule", status=404)
-        return json_answer({"deleted": rule_id})
-    rule = FaultRule.objects.filter(pk=rule_id).first()
+        return json_answer({"deleted": rule_pk})
+    rule = FaultRule.objects.filter(pk=rule_pk).first()
     if rule is None:
         return json_error("no such fault rule", status=404)
     return json_answer(fault_as_json(rule))

@@ -81,8 +81,8 @@ def rsa_key_pair_ensure(keys_dir: Path, provider: str, owner: str) -> list[Path]
         if _write_new_file(private_path, pem, 0o600):
             written.append(private_path)
     if not public_path.exists():
-        key = serialization.load_pem_private_key(private_path.read_bytes(), password=None)
-        pem = key.public_key().public_bytes(
+        existing = serialization.load_pem_private_key(private_path.read_bytes(), password=None)
+        pem = existing.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         )
         if _write_new_file(public_path, pem, 0o644):

@@ -304,7 +304,7 @@ def notification_as_json(notification: Notification) -> dict:
         "kind": notification.kind,
         "notification_id": notification.notification_id,
         "out_trade_no": notification.trade.out_trade_no,
-        "out_refund_no": notification.refund.out_refund_no if notification.refund_id else "",
+        "out_refund_no": notification.refund.out_refund_no if notification.refund is not None else "",
         "url": notification.url,
         "status": notification.status,
         "attempts": notification.attempts,

@@ -12,18 +12,24 @@ from __future__ import annotations
 import socket
 import socketserver
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from django.core.handlers.wsgi import WSGIHandler
 from django.core.servers.basehttp import WSGIRequestHandler, WSGIServer
 from django.http import HttpRequest
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIEnvironment
 
 SOCKET_ENVIRON_KEY = "sandbox.socket"
 RAW_TARGET_ENVIRON_KEY = "sandbox.raw_target"
 
 
 class SandboxRequestHandler(WSGIRequestHandler):
-    def get_environ(self) -> dict:
-        environ = super().get_environ()
+    def get_environ(self) -> WSGIEnvironment:
+        # django-stubs says dict[str, str], but a WSGI environ holds other
+        # values too (wsgi.input, and the socket added here).
+        environ: WSGIEnvironment = super().get_environ()
         environ[SOCKET_ENVIRON_KEY] = self.connection
         environ[RAW_TARGET_ENVIRON_KEY] = self.path
         return environ
@@ -39,6 +45,9 @@ def serve(host: str, port: int, *, on_bind: Callable[[str, int], None]) -> None:
     httpd = ThreadedWSGIServer((host, port), SandboxRequestHandler, ipv6=":" in host)
     httpd.set_app(WSGIHandler())
     bound_host, bound_port = httpd.server_address[:2]
+    # An AF_INET or AF_INET6 socket names its host as text (the bytes of the
+    # declared type are for other families).
+    assert isinstance(bound_host, str)
     on_bind(bound_host, bound_port)
     try:
         httpd.serve_forever()

@@ -1,12 +1,12 @@
 """The sandbox's URLs: each provider under /<provider>/, the control API under /_control/."""
-from django.urls import include, path, re_path
+from django.urls import URLPattern, URLResolver, include, path, re_path
 
 from sandbox import control
 from sandbox.alipay import urls as alipay_urls
 from sandbox.wechatpay import urls as wechatpay_urls
 
 # Control routes take an optional trailing slash: they are typed by hand.
-control_urlpatterns = [
+control_urlpatterns: list[URLPattern | URLResolver] = [
     re_path(r"^health/?$", control.health_view),
     re_path(r"^config/?$", control.config_view),
     re_path(r"^reset/?$", control.reset_view),

@@ -5,8 +5,15 @@ import shutil
 import pytest
 
 from payments.gateways import get_gateway, reset_gateway_cache
+from tests import network_guard
 from tests.sandbox_process import SandboxProcess
 from tests.shop.factories import SkuFactory, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _resolve_loopback_names_only(monkeypatch):
+    """Beside pytest-socket's connect guard (pyproject addopts): no DNS lookups."""
+    network_guard.refuse_outside_names(monkeypatch)
 
 
 @pytest.fixture

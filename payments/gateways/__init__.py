@@ -85,6 +85,6 @@ def reset_gateway_cache() -> None:
 
 
 @receiver(setting_changed)
-def _reset_on_setting_change(*, setting, **kwargs) -> None:
+def _reset_on_setting_change(*, setting: str, **kwargs: object) -> None:
     if setting in _SETTINGS:
         reset_gateway_cache()

@@ -21,10 +21,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import requests
 from django.utils import timezone
+
+if TYPE_CHECKING:
+    from django_stubs_ext import StrOrPromise
 
 
 class PayMethod(enum.StrEnum):
@@ -224,7 +227,8 @@ class Gateway(ABC):
     """One payment provider. Subclasses live in payments/gateways/<code>.py."""
 
     code: ClassVar[str]
-    display_name: ClassVar[str]
+    # Shown to shoppers: a lazy translation (gettext_lazy) or a plain str.
+    display_name: ClassVar[StrOrPromise]
     methods: ClassVar[frozenset[PayMethod]]
     # Some providers refuse to close a trade this soon after creating it.
     min_close_delay: ClassVar[timedelta] = timedelta(0)

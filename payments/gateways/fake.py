@@ -9,9 +9,12 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 
+import requests
 from django.utils import timezone
 
 from payments.exceptions import InvalidNotification
@@ -40,8 +43,14 @@ class FakeGateway(Gateway):
     display_name = "Fake Pay"
     methods = frozenset({PayMethod.PAGE, PayMethod.WAP, PayMethod.QR})
 
-    def __init__(self, options, **kwargs) -> None:
-        super().__init__(options, **kwargs)
+    def __init__(
+        self,
+        options: Mapping[str, Any],
+        *,
+        session: requests.Session | None = None,
+        clock: Callable[[], datetime] = timezone.now,
+    ) -> None:
+        super().__init__(options, session=session, clock=clock)
         self.reset()
 
     def reset(self) -> None:
@@ -116,7 +125,7 @@ class FakeGateway(Gateway):
         self.trades[out_trade_no] = replace(trade, status=TradeStatus.CLOSED)
         return CloseOutcome.CLOSED
 
-    def parse_return(self, params) -> str:
+    def parse_return(self, params: Mapping[str, str]) -> str:
         if params.get("sig") != hmac.new(SECRET, params.get("out_trade_no", "").encode(), "sha256").hexdigest():
             raise InvalidNotification("bad return signature")
         return params["out_trade_no"]

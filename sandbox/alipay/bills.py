@@ -76,17 +76,23 @@ def _recorded_lines(day: date) -> list[BillLine]:
     refunds = Refund.objects.filter(
         trade__provider="alipay", status=Refund.Status.SUCCEEDED, succeeded_at__gte=start, succeeded_at__lt=end
     ).select_related("trade")
-    lines = [
-        BillLine(PAYMENT, trade.trade_no, trade.out_trade_no, trade.subject, trade.opened_at, trade.paid_at,
-                 trade.amount_minor, body=trade.body)
-        for trade in payments
-    ] + [
-        BillLine(REFUND, refund.trade.trade_no, refund.trade.out_trade_no, refund.trade.subject,
-                 refund.trade.opened_at, refund.succeeded_at, -refund.amount_minor, refund.out_refund_no,
-                 refund.trade.body)
-        for refund in refunds
-    ]  # fmt: skip
+    lines = [_payment_line(trade) for trade in payments] + [_refund_line(refund) for refund in refunds]
     return sorted(lines, key=lambda line: line.finished_at)
+
+
+def _payment_line(trade: Trade) -> BillLine:
+    # trade_pay() gives every paid trade its number and both times.
+    assert trade.trade_no is not None and trade.opened_at is not None and trade.paid_at is not None
+    return BillLine(PAYMENT, trade.trade_no, trade.out_trade_no, trade.subject, trade.opened_at, trade.paid_at,
+                    trade.amount_minor, body=trade.body)  # fmt: skip
+
+
+def _refund_line(refund: Refund) -> BillLine:
+    # Only paid trades are refunded; services._settle() stamps every success.
+    trade = refund.trade
+    assert trade.trade_no is not None and trade.opened_at is not None and refund.succeeded_at is not None
+    return BillLine(REFUND, trade.trade_no, trade.out_trade_no, trade.subject, trade.opened_at,
+                    refund.succeeded_at, -refund.amount_minor, refund.out_refund_no, trade.body)  # fmt: skip
 
 
 def _rule_applies(rule: FaultRule, line: BillLine) -> bool:

@@ -91,6 +91,7 @@ def trade_query_method(call: AlipayCall, fault: FaultRule | None) -> dict[str, A
         buyer_user_id=config.ALIPAY_BUYER_ID,
     )
     if paid:
+        assert trade.paid_at is not None  # trade_pay() stamps every paid trade
         node["send_pay_date"] = beijing_text(trade.paid_at)
         if "fund_bill_list" in query_options(call.biz):
             node["fund_bill_list"] = _fund_bill_list(trade)
@@ -168,6 +169,7 @@ def trade_refund_method(call: AlipayCall, fault: FaultRule | None) -> dict[str, 
         refund_fee=yuan_text(trade.refunded_minor),
     )
     if refund.status == Refund.Status.SUCCEEDED:
+        assert refund.succeeded_at is not None  # services._settle() stamps every success
         node["gmt_refund_pay"] = beijing_text(refund.succeeded_at)
     if "refund_detail_item_list" in query_options(biz):
         node["refund_detail_item_list"] = _refund_detail_item_list(refund)
@@ -195,6 +197,7 @@ def trade_refund_query_method(call: AlipayCall, fault: FaultRule | None) -> dict
         node["refund_reason"] = refund.reason
     options = query_options(biz)
     if "gmt_refund_pay" in options:
+        assert refund.succeeded_at is not None  # SUCCEEDED (checked above): stamped by _settle()
         node["gmt_refund_pay"] = beijing_text(refund.succeeded_at)
     if "refund_detail_item_list" in options:
         node["refund_detail_item_list"] = _refund_detail_item_list(refund)

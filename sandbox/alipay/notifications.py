@@ -68,6 +68,7 @@ def alipay_notify_payment(trade: Trade) -> Notification | None:
 
 def alipay_notify_refund(trade: Trade, refund: Refund) -> Notification | None:
     """Queue the notification a settled refund triggers; `trade` as after the refund."""
+    assert refund.succeeded_at is not None  # settled: services._settle() stamped it
     fields = _common_fields(trade)
     fields.update(
         refund_fee=yuan_text(trade.refunded_minor),
@@ -88,8 +89,8 @@ def _tampered_amount(fields: dict[str, str]) -> dict[str, str]:
 
 class AlipayNotificationFormat:
     # The classic re-send series of A8: 4m, 10m, 10m, 1h, 2h, 6h, 15h.
-    default_schedule = (240.0, 600.0, 600.0, 3600.0, 7200.0, 21600.0, 54000.0)
-    default_forgeries = ("bad_signature", "tampered_amount")
+    default_schedule: tuple[float, ...] = (240.0, 600.0, 600.0, 3600.0, 7200.0, 21600.0, 54000.0)
+    default_forgeries: tuple[str, ...] = ("bad_signature", "tampered_amount")
     # bad_signature: signed with a key the merchant does not trust.
     # tampered_amount: amounts changed after signing (signature now wrong).
     # signed_wrong_amount / wrong_app_id / wrong_seller: validly signed but

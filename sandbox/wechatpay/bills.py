@@ -111,7 +111,7 @@ def _recorded_rows(day: date) -> list[BillRow]:
     refunds = Refund.objects.filter(
         trade__provider=PROVIDER, status__in=BILLED_REFUNDS, created_at__gte=start, created_at__lt=end
     ).select_related("trade")
-    rows = [_trade_row(trade, PAYMENT, trade.paid_at, trade.amount_minor) for trade in payments]
+    rows = [_payment_row(trade) for trade in payments]
     for refund in refunds:
         row = _trade_row(refund.trade, REFUND, refund.created_at, refund.amount_minor)
         rows.append(
@@ -124,6 +124,11 @@ def _recorded_rows(day: date) -> list[BillRow]:
             )
         )
     return sorted(rows, key=lambda row: row.moment)
+
+
+def _payment_row(trade: Trade) -> BillRow:
+    assert trade.paid_at is not None  # selected by paid_at, so it has one
+    return _trade_row(trade, PAYMENT, trade.paid_at, trade.amount_minor)
 
 
 def _trade_row(trade: Trade, kind: str, moment: datetime, amount_minor: int) -> BillRow:

@@ -119,11 +119,11 @@ def _lie_id(notification: Notification, variant: str) -> str:
 
 class WechatPayNotificationFormat:
     # §5.6: 15s, 15s, 30s, 3m, 10m, 20m, 30m, 30m, 30m, 60m, 3h, 3h, 3h, 6h, 6h.
-    default_schedule = (
+    default_schedule: tuple[float, ...] = (
         15.0, 15.0, 30.0, 180.0, 600.0, 1200.0, 1800.0, 1800.0, 1800.0, 3600.0,
         10800.0, 10800.0, 10800.0, 21600.0, 21600.0,
     )  # fmt: skip
-    default_forgeries = ("bad_signature", "undecryptable")
+    default_forgeries: tuple[str, ...] = ("bad_signature", "undecryptable")
     # Refused by a careful merchant's signature and decryption checks (§9
     # steps 1-5), with the real event's id: bad_signature (a stranger's
     # key), unknown_serial (Wechatpay-Serial names another key), stale_timestamp

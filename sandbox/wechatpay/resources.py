@@ -28,7 +28,8 @@ TRADE_STATE_DESCRIPTIONS = {
     "CLOSED": "已关闭",
     "PAYERROR": "支付失败，请重新下单支付",
 }
-REFUND_STATUSES = {
+# Keyed by Refund.status as stored (text; the Status members are str too).
+REFUND_STATUSES: dict[str, str] = {
     Refund.Status.PROCESSING: "PROCESSING",
     Refund.Status.SUCCEEDED: "SUCCESS",
     Refund.Status.ABNORMAL: "ABNORMAL",
@@ -64,6 +65,7 @@ def transaction_object(trade: Trade, *, trade_state: str | None = None) -> dict[
     node.update(trade_type=trade.wire.get("trade_type", "NATIVE"), trade_state=state,
                 trade_state_desc=TRADE_STATE_DESCRIPTIONS[state])  # fmt: skip
     if paid:
+        assert trade.paid_at is not None  # trade_pay() stamps every paid trade
         node.update(bank_type=config.WECHATPAY_BANK_TYPE, success_time=rfc3339(trade.paid_at))
     node["attach"] = trade.wire.get("attach", "")
     if paid:
@@ -107,6 +109,7 @@ def refund_object(refund: Refund) -> dict[str, Any]:
         "user_received_account": USER_RECEIVED_ACCOUNT,
     }
     if status == "SUCCESS":
+        assert refund.succeeded_at is not None  # services._settle() stamps every success
         node["success_time"] = rfc3339(refund.succeeded_at)
     node.update(
         create_time=rfc3339(refund.created_at),
@@ -131,6 +134,7 @@ def refund_resource(refund: Refund) -> dict[str, Any]:
         "refund_status": status,
     }
     if status == "SUCCESS":
+        assert refund.succeeded_at is not None  # services._settle() stamps every success
         node["success_time"] = rfc3339(refund.succeeded_at)
     node.update(
         user_received_account=USER_RECEIVED_ACCOUNT,

@@ -77,7 +77,7 @@ def _prepay_request(call: V3Call, trade_type: str) -> dict[str, Any]:
     appid = fields.text(data, "appid", max_length=32)
     fields.check_appid(appid)
     amount = fields.node(data, "amount")
-    request = {
+    request: dict[str, Any] = {
         "trade_type": trade_type,
         "appid": appid,
         "description": fields.text(data, "description", max_length=127),

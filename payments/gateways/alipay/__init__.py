@@ -5,8 +5,8 @@
 `statements.py` the trade bill. The protocol is docs/gateways-alipay-unionpay.md
 Part A.
 """
+from payments.exceptions import StatementFormatError
 from payments.gateways.alipay.formats import fen_to_yuan, yuan_to_fen
 from payments.gateways.alipay.gateway import AlipayGateway
-from payments.gateways.alipay.statements import StatementFormatError
 
 __all__ = ["AlipayGateway", "StatementFormatError", "fen_to_yuan", "yuan_to_fen"]

@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping
 from datetime import date, datetime
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import requests
 from cryptography.hazmat.primitives.asymmetric import rsa
@@ -69,6 +69,9 @@ from payments.gateways.base import (
 )
 
 logger = logging.getLogger(__name__)
+
+# What a key loader returns (an RSA private or public key).
+_Key = TypeVar("_Key")
 
 # -- provider constants (A7) --------------------------------------------------
 
@@ -161,7 +164,7 @@ class AlipayGateway(Gateway):
     def _public_key(self) -> rsa.RSAPublicKey:
         return self._load_key("alipay_public_key_path", load_public_key)
 
-    def _load_key(self, option: str, loader: Callable[[bytes], Any]) -> Any:
+    def _load_key(self, option: str, loader: Callable[[bytes], _Key]) -> _Key:
         try:
             return loader(Path(self.options[option]).read_bytes())
         except (OSError, ValueError, KeyError) as exc:

@@ -6,11 +6,11 @@ verification, `signing.py` keys, signatures and AES-GCM resources,
 trade bill, `formats.py` fen, yuan and RFC 3339 times. The protocol is
 docs/gateways-wechatpay.md §1-9, 11, 12 (API v2, §10, is not supported).
 """
-from payments.gateways.wechatpay.gateway import WechatPayGateway
-from payments.gateways.wechatpay.statements import (
+from payments.exceptions import (
     StatementFormatError,
     StatementIntegrityError,
     StatementTotalsMismatch,
 )
+from payments.gateways.wechatpay.gateway import WechatPayGateway
 
 __all__ = ["StatementFormatError", "StatementIntegrityError", "StatementTotalsMismatch", "WechatPayGateway"]

@@ -194,6 +194,9 @@ class ApiClient:
             timestamp=timestamp,
             serial_no=self.serial_no,
         )
+        # prepare_request() always sets the URL; PreparedRequest declares it
+        # Optional only for a request not yet prepared.
+        assert prepared.url is not None
         settings = self.session.merge_environment_settings(prepared.url, {}, None, None, None)
         try:
             # No redirects: a signed call answered elsewhere is not an answer.

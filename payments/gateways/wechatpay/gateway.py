@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from datetime import date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import requests
@@ -32,6 +32,7 @@ from payments.exceptions import (
     GatewayUnavailable,
     InvalidNotification,
     ResponseNotVerified,
+    StatementIntegrityError,
 )
 from payments.gateways.base import (
     Acknowledgement,
@@ -68,9 +69,12 @@ from payments.gateways.wechatpay.signing import (
     load_public_key,
     new_nonce,
 )
-from payments.gateways.wechatpay.statements import StatementIntegrityError, parse_trade_bill, unpack_bill
+from payments.gateways.wechatpay.statements import parse_trade_bill, unpack_bill
 
 logger = logging.getLogger(__name__)
+
+# What an option loader returns (a key, or the APIv3 key's bytes).
+_Loaded = TypeVar("_Loaded")
 
 # -- provider constants (§6) --------------------------------------------------
 
@@ -217,7 +221,7 @@ class WechatPayGateway(Gateway):
     def _api_v3_key(self) -> bytes:
         return self._load("api_v3_key", check_api_v3_key)
 
-    def _load(self, option: str, loader: Callable[[Any], Any]) -> Any:
+    def _load(self, option: str, loader: Callable[[Any], _Loaded]) -> _Loaded:
         try:
             return loader(self.options[option])
         except (OSError, ValueError, KeyError) as exc:

@@ -21,6 +21,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature, InvalidTag
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
+from cryptography.hazmat.primitives.asymmetric.types import PublicKeyTypes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 SCHEME = "WECHATPAY2-SHA256-RSA2048"
@@ -79,6 +80,7 @@ def load_private_key(data: bytes) -> rsa.RSAPrivateKey:
 def load_public_key(data: bytes) -> rsa.RSAPublicKey:
     """The WeChat Pay public key (`pub_key.pem`, SubjectPublicKeyInfo), or a certificate's key."""
     data = data.strip() + b"\n"
+    key: PublicKeyTypes
     try:
         if data.startswith(_PEM_CERTIFICATE):
             key = x509.load_pem_x509_certificate(data).public_key()

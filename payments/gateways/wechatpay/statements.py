@@ -20,6 +20,7 @@ import zlib
 from collections.abc import Mapping
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
+from typing import TypedDict
 
 from payments.exceptions import StatementFormatError, StatementIntegrityError, StatementTotalsMismatch
 from payments.gateways.base import StatementLine, StatementLineKind
@@ -186,11 +187,22 @@ def _cells(row: str, expected: int, where: str) -> list[str]:
     return cells
 
 
+class _CommonFields(TypedDict):
+    """The StatementLine fields that payment and refund rows share."""
+
+    out_trade_no: str
+    gateway_trade_no: str
+    currency: str
+    fee_minor: int
+    occurred_at: datetime
+    raw: dict[str, str]
+
+
 def _line(values: Mapping[str, str], number: int, *, mchid: str) -> StatementLine:
     if values[COL_MCHID] != mchid:
         raise StatementFormatError(f"row {number}: {COL_MCHID} {values[COL_MCHID][:16]!r} is not ours")
     state = values[COL_STATE]
-    common = {
+    common: _CommonFields = {
         "out_trade_no": values[COL_OUT_TRADE_NO],
         "gateway_trade_no": values[COL_TRANSACTION_ID],
         "currency": values[COL_CURRENCY],
