@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 # Test workers (pytest-xdist); the browser and end-to-end suites are the slow part.
 TEST_WORKERS ?= auto
 
-.PHONY: run test lint messages clean-venv bench
+.PHONY: run test lint messages clean-venv
 
 # Runtime and test requirements in one venv, reinstalled when either file changes.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -24,12 +24,9 @@ run: $(VENV)/.installed var
 	$(PY) -m sandbox keys
 	$(PY) scripts/run.py
 
-test: $(VENV)/.installed
+test: lint
 	scripts/ensure-services.sh
 	scripts/ensure-debian-packages.sh
-	$(PY) -m ruff check .
-	$(PY) -m mypy
-	$(PY) -m mypy --config-file sandbox/mypy.toml
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 
 # Ruff, then mypy twice: the shop (pyproject.toml, config.settings.test) and

@@ -40,7 +40,9 @@ class CashierForm(forms.Form):
                 choices.append((f"{gateway.code}:{REDIRECT}", choice_label(gateway, REDIRECT)))
             if PayMethod.QR in gateway.methods:
                 choices.append((f"{gateway.code}:{QR}", choice_label(gateway, QR)))
-        self.fields["choice"].choices = choices
+        choice_field = self.fields["choice"]
+        assert isinstance(choice_field, forms.ChoiceField)
+        choice_field.choices = choices
         if choices and not self.is_bound:
             self.initial.setdefault("choice", choices[0][0])
 

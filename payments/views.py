@@ -161,7 +161,7 @@ def payment_result(request, out_trade_no: str):
             payment_id=payment.pk, actor=Actor.system("result-page"), min_interval=POLL_QUERY_INTERVAL
         )
     order = Order.objects.get(pk=payment.order_id)
-    context = {"payment": payment, "order": order}
+    context: dict[str, object] = {"payment": payment, "order": order}
     if payment.status == PaymentStatus.SUCCEEDED:
         return render(request, "payments/success.html", context)
     if payment.status in (PaymentStatus.FAILED, PaymentStatus.CLOSED) or payment.gateway_status == "not_found":

@@ -65,10 +65,10 @@ def find_violations() -> list[Violation]:
                                f"{row['n']} succeeded payments count for the order"))
     # 4. Flagged payments get their automatic refund.
     late = timezone.now() - AUTOMATIC_REFUND_GRACE
-    for payment in Payment.objects.filter(status=PaymentStatus.SUCCEEDED, updated_at__lt=late).exclude(
+    for flagged in Payment.objects.filter(status=PaymentStatus.SUCCEEDED, updated_at__lt=late).exclude(
             refund_required="").exclude(refunds__automatic=True):
-        found.append(Violation("refund_not_started", payment.out_trade_no,
-                               f"{payment.refund_required}: no automatic refund after {AUTOMATIC_REFUND_GRACE}"))
+        found.append(Violation("refund_not_started", flagged.out_trade_no,
+                               f"{flagged.refund_required}: no automatic refund after {AUTOMATIC_REFUND_GRACE}"))
     return found
 
 

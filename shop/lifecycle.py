@@ -59,7 +59,7 @@ class Lifecycle(Generic[Row]):
             return False
         if to_status not in self.transitions[current]:
             raise self.error(self.reference(row), current, to_status)
-        row.status = to_status  # type: ignore[attr-defined]
+        row.status = to_status  # type: ignore[attr-defined]  # as above
         update_fields = ["status", "updated_at"]
         for name, value in (extra_fields or {}).items():
             setattr(row, name, value)
@@ -73,12 +73,14 @@ class Lifecycle(Generic[Row]):
         self, row: Row, *, actor: Actor, reason: str, from_status: str | None = None, **event_fields: Any
     ) -> ActorEvent:
         """Write one event row; without `from_status` it notes something that is not a move."""
-        status: str = row.status  # type: ignore[attr-defined]
-        return self.event_model.objects.create(
-            **{self.subject: row},
-            from_status=status if from_status is None else from_status,
-            to_status=status,
+        status: str = row.status  # type: ignore[attr-defined]  # every lifecycle row has a status
+        # Each app's event model declares its own from/to status columns.
+        fields: dict[str, Any] = {
+            self.subject: row,
+            "from_status": status if from_status is None else from_status,
+            "to_status": status,
             **actor.stamp(),
-            reason=reason,
+            "reason": reason,
             **event_fields,
-        )
+        }
+        return self.event_model._default_manager.create(**fields)

@@ -114,6 +114,7 @@ def order_follow_refunds(
     """
     with transaction.atomic():
         order = order_for_update(order_id=order_id)
+        target: str
         if refund_open:
             target = OrderStatus.REFUND_PENDING
         elif refunded_minor >= paid_minor:
