@@ -78,6 +78,10 @@ def client_ssl_context(certificate: ClientCertificate, *, ca_bundle: str = "") -
     if certificate.p12_path:
         _load_p12(context, Path(certificate.p12_path).read_bytes(), certificate.p12_password)
     elif certificate.cert_path and certificate.key_path:
+        for path in (certificate.cert_path, certificate.key_path):
+            if not Path(path).is_file():
+                # ssl's own error would not say which file.
+                raise FileNotFoundError(2, "No such file", path)
         try:
             context.load_cert_chain(certificate.cert_path, certificate.key_path)
         except ssl.SSLError as exc:
