@@ -532,7 +532,7 @@ def test_no_bill_is_the_same_refusal_as_v3s_and_not_ready_is_asked_again(wechat,
 def test_a_bill_that_does_not_add_up_is_refused_by_the_parser(gateway):
     from payments.exceptions import StatementTotalsMismatch
 
-    broken = BILL.replace("`1,`88.00,".encode(), "`1,`99.00,".encode())
+    broken = BILL.replace(b"`1,`88.00,", b"`1,`99.00,")
     with pytest.raises(StatementTotalsMismatch):
         gateway.parse_statement(StatementFile(day=datetime(2025, 11, 21).date(), filename="b.csv", content=broken))
 

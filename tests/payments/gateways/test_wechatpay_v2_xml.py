@@ -12,7 +12,6 @@ import pytest
 from payments.gateways.wechatpay_v2.xml import MAX_BODY_BYTES, XmlProblem, parse_fields, to_xml
 
 
-
 def xxe(path: str) -> bytes:
     return f"""<?xml version="1.0"?>
 <!DOCTYPE xml [<!ENTITY leak SYSTEM "file://{path}">]>
@@ -50,7 +49,7 @@ GOOD = b"<xml><return_code><![CDATA[SUCCESS]]></return_code><total_fee>8800</tot
         ("a processing instruction", b"<xml><?php echo 1 ?><a>1</a></xml>", "processing instructions"),
         ("an undefined entity", b"<xml><a>&leak;</a></xml>", "not well-formed"),
         ("non-UTF-8 bytes", "<xml><body>茶</body></xml>".encode("gbk"), "not UTF-8"),
-        ("a GBK declaration", '<?xml version="1.0" encoding="GBK"?><xml><a>1</a></xml>'.encode(), "not UTF-8"),
+        ("a GBK declaration", b'<?xml version="1.0" encoding="GBK"?><xml><a>1</a></xml>', "not UTF-8"),
         ("UTF-16", "<xml><a>1</a></xml>".encode("utf-16"), "not UTF-8"),
         ("2 MB", b"<xml><a>" + b"A" * (2 * 1024 * 1024) + b"</a></xml>", "more than"),
         ("truncated", GOOD[:-5], "not well-formed"),
