@@ -16,7 +16,7 @@ stays NOTPAY (its control status becomes pending).
   redirect_url, nothing changed.
 Past time_expire the pages say "expired" and paying is refused (409), while
 the order still reads NOTPAY until the merchant closes it. An API v2
-mweb_url older than 5 minutes (times the time scale) shows
+mweb_url older than 5 minutes (sandbox clock) shows
 `link-expired` (410) and pays nothing.
 """
 from __future__ import annotations

@@ -259,7 +259,8 @@ class ApiClient:
         if return_code != SUCCESS:
             raise ResponseNotVerified(f"POST {path}: the answer has no return_code")
         try:
-            # §10.1: SUCCESS answers are signed; unknown new fields are signed too.
+            # §10.1: SUCCESS answers are signed, unknown new fields too; with
+            # the request's algorithm (§12.16).
             check_signed(answer, self.merchant.api_key, self.merchant.sign_type)
         except SignatureProblem as exc:
             logger.error("wechatpay v2 %s for %s: answer not verified: %s", path, reference, exc.reason)

@@ -74,7 +74,7 @@ CODE_ORDERCLOSED = "ORDERCLOSED"
 CODE_REFUNDNOTEXIST = "REFUNDNOTEXIST"
 # unifiedorder asks again at once, with the identical request, this many times in all.
 UNIFIEDORDER_ATTEMPTS = 3
-# downloadbill's error answers say what happened in return_msg (§10.3).
+# downloadbill's error answers say what happened in return_msg (§10.3, §12.18).
 BILL_NOT_FOUND = "No Bill Exist"
 BILL_CREATING = "Bill Creating"
 # The interface's name for "no bill that day" (as the v3 adapter raises it).
@@ -196,7 +196,7 @@ def close_order(client: ApiClient, *, out_trade_no: str) -> CloseOutcome:
     """`closeorder`, then `orderquery`: an accepted close alone is not proof (§6.4).
 
     ORDERPAID is ALREADY_PAID, ORDERCLOSED is CLOSED. SYSTEMERROR (also
-    WeChat's answer within five minutes of the order) raises
+    the answer within five minutes of the order, §12.18) raises
     GatewayUnavailable: close again later.
     """
     answer = client.call(PATH_CLOSEORDER, {"out_trade_no": out_trade_no}, reference=out_trade_no)
@@ -225,7 +225,7 @@ def close_order(client: ApiClient, *, out_trade_no: str) -> CloseOutcome:
 def refund(client: ApiClient, request: RefundRequest, *, reason: str, notify_url: str) -> RefundState:
     """`/secapi/pay/refund` over mutual TLS under `out_refund_no`; PROCESSING when accepted.
 
-    The answer never says the refund is done (§10.3: it carries no
+    The answer never says the refund is done (§12.17: it carries no
     status): the notification (§10.5) or `refundquery` tells. The payment
     is named by out_trade_no only, so that every retry sends identical
     parameters; the same out_refund_no refunds once. SYSTEMERROR,

@@ -22,7 +22,8 @@ the connection after a refund is done.
 
 Answers with `return_code` SUCCESS carry `appid`, `mch_id`, a fresh
 `nonce_str` and a `sign` made with the request's sign_type (the field
-itself is not echoed), always with HTTP 200.
+itself is not echoed; §12.16), always with HTTP 200. The missing client
+certificate's answer is §12.19's.
 """
 from __future__ import annotations
 

@@ -6,8 +6,8 @@ go out in v2's format:
 
 - `/pay/unifiedorder`: NATIVE (`product_id` required) answers `code_url`,
   the sandbox scan page; MWEB (`scene_info` with `h5_info` required)
-  answers `mweb_url`, the sandbox H5 page, which lives 5 minutes (times
-  the time scale) from this answer. The same out_trade_no with identical
+  answers `mweb_url`, the sandbox H5 page, which lives 5 minutes (sandbox
+  clock, not shortened by the time scale) from this answer. The same out_trade_no with identical
   parameters answers again (a fresh mweb_url); other parameters
   INVALID_REQUEST; paid ORDERPAID; closed or past time_expire ORDERCLOSED.
   A missing field is LACK_PARAMS, a malformed one PARAM_ERROR.
@@ -248,11 +248,16 @@ def unified_order_target(call: V2Call) -> str:
 
 
 def mweb_link_expired(trade: Trade) -> bool:
-    """A v2 MWEB trade whose last mweb_url is older than 5 minutes (times the time scale)."""
+    """A v2 MWEB trade whose last mweb_url is older than 5 minutes on the sandbox clock.
+
+    Not shortened by the time scale: a shopper's page must outlive the
+    seconds between its opening and the press of a button; tests move the
+    clock (clock_offset_seconds) instead.
+    """
     issued = trade.wire.get("mweb_issued_at") if trade.wire.get("api") == API else None
     if not issued:
         return False
-    return provider_now() > datetime.fromisoformat(issued) + scaled(MWEB_LINK_LIFETIME_SECONDS)
+    return provider_now() > datetime.fromisoformat(issued) + timedelta(seconds=MWEB_LINK_LIFETIME_SECONDS)
 
 
 # -- orderquery and closeorder ----------------------------------------------------
