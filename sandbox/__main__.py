@@ -1,19 +1,22 @@
 """Command line of the sandbox gateway.
 
-    python -m sandbox serve [--host H] [--port P] [--keys-dir DIR] [--db PATH]
-                            [--time-scale F] [--refund-settle-after SECONDS|none]
-                            [--ready-file PATH]
+    python -m sandbox serve [--host H] [--port P] [--tls-port P] [--keys-dir DIR]
+                            [--db PATH] [--time-scale F]
+                            [--refund-settle-after SECONDS|none] [--ready-file PATH]
     python -m sandbox keys [--keys-dir DIR]
 
 `serve` creates the schema, generates missing keys, starts the notification
-dispatcher thread and serves threaded WSGI (no autoreloader). `--port 0`
-binds any free port; the address is printed and, with --ready-file, written
-to that file once the socket is bound. `--refund-settle-after` is when
+dispatcher thread and serves threaded WSGI (no autoreloader): plain HTTP on
+`--port`, and HTTPS on `--tls-port` (WeChat Pay API v2, whose refunds need
+mutual TLS; the certificates come from the keys directory). Port 0 binds
+any free port; the addresses are printed and, with --ready-file, the HTTP
+base URL is written to that file once both sockets are bound (the HTTPS
+one is in GET /_control/config). `--refund-settle-after` is when
 (sandbox-clock seconds, times the time scale) a WeChat Pay refund still
 processing ends SUCCESS by itself and is notified (default 10; `none`:
 never, as the tests start it); it is the start-up value of the runtime
 setting refund_settle_after_seconds. Defaults come from SANDBOX_HOST,
-SANDBOX_PORT, SANDBOX_KEYS_DIR, SANDBOX_DB_PATH, SANDBOX_TIME_SCALE and
+SANDBOX_PORT, SANDBOX_TLS_PORT, SANDBOX_KEYS_DIR, SANDBOX_DB_PATH, SANDBOX_TIME_SCALE and
 SANDBOX_REFUND_SETTLE_AFTER.
 `keys` only generates missing keys; it never overwrites one.
 """
@@ -43,6 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the gateway")
     serve.add_argument("--host", default=os.environ.get("SANDBOX_HOST") or config.DEFAULT_HOST)
     serve.add_argument("--port", type=int, default=int(os.environ.get("SANDBOX_PORT") or config.DEFAULT_PORT))
+    serve.add_argument(
+        "--tls-port",
+        type=int,
+        default=int(os.environ.get("SANDBOX_TLS_PORT") or config.DEFAULT_TLS_PORT),
+        help="the HTTPS listener (WeChat Pay API v2, mutual TLS); 0 binds any free port",
+    )
     serve.add_argument("--keys-dir", default=keys_dir_default)
     serve.add_argument("--db", default=os.environ.get("SANDBOX_DB_PATH") or str(config.DEFAULT_DB_PATH))
     serve.add_argument(
@@ -103,16 +112,18 @@ def _serve(args: argparse.Namespace) -> None:
     call_command("migrate", interactive=False, verbosity=0)
     _keys(keys_dir)
 
+    from sandbox.certificates import tls_server_context
     from sandbox.notifications import dispatcher_start
+    from sandbox.server import base_url as listener_url
     from sandbox.server import serve
 
     dispatcher_start()
 
-    def announce(host: str, port: int) -> None:
-        shown_host = f"[{host}]" if ":" in host else host
-        base_url = f"http://{shown_host}:{port}"
+    def announce(host: str, port: int, tls_port: int | None) -> None:
+        base_url = listener_url("http", host, port)
+        tls_text = f" and {listener_url('https', host, tls_port)}" if tls_port is not None else ""
         print(
-            f"sandbox gateway serving {base_url} (db {db_path}, time scale {args.time_scale}, "
+            f"sandbox gateway serving {base_url}{tls_text} (db {db_path}, time scale {args.time_scale}, "
             f"WeChat Pay refunds settle by themselves {settle_text})",
             flush=True,
         )
@@ -122,7 +133,8 @@ def _serve(args: argparse.Namespace) -> None:
     # Stop cleanly on SIGTERM as on Ctrl-C.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
     try:
-        serve(args.host, args.port, on_bind=announce)
+        serve(args.host, args.port, on_bind=announce, tls_port=args.tls_port,
+              tls_context=tls_server_context(keys_dir / "wechatpay"))
     except KeyboardInterrupt:
         pass
 

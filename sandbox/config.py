@@ -11,6 +11,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8001
+# The HTTPS listener (WeChat Pay API v2: mutual TLS for /secapi/).
+DEFAULT_TLS_PORT = 8002
 DEFAULT_KEYS_DIR = REPO_ROOT / "var" / "sandbox-keys"
 DEFAULT_DB_PATH = REPO_ROOT / "var" / "sandbox" / "sandbox.sqlite3"
 DEFAULT_TIME_SCALE = 1.0
@@ -61,3 +63,11 @@ WECHATPAY_API_V3_KEY = "SandboxApiV3KeyNotASecret0000001"
 # The one payer of every sandbox trade.
 WECHATPAY_PAYER_OPENID = "oSandboxPayer0000000000000001"
 WECHATPAY_BANK_TYPE = "OTHERS"
+
+# -- WeChat Pay API v2 (the same merchant and app) ---------------------------
+# The 32-character API v2 key: signs every v2 call and answer, and (its MD5)
+# encrypts refund notifications. A published throwaway value.
+WECHATPAY_V2_API_KEY = "SandboxApiV2KeyNotASecret0000002"
+# The merchant platform hands out apiclient_cert.p12 protected by the mchid
+# (docs/gateways-wechatpay.md §12.12).
+WECHATPAY_V2_P12_PASSWORD = WECHATPAY_MCHID

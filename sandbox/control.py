@@ -3,8 +3,8 @@
 JSON in, JSON out; tests and demos use it to wait for readiness, reset
 state, turn runtime knobs, add fault rules and read the notification log.
 Provider packages add their own routes under /_control/<provider>/.
-`config` shows the identities, including WeChat Pay's APIv3 key: a
-published throwaway value like the sandbox keys, never a secret.
+`config` shows the identities, including WeChat Pay's APIv3 and API v2
+keys: published throwaway values like the sandbox keys, never secrets.
 """
 from __future__ import annotations
 
@@ -29,6 +29,7 @@ from sandbox.keys import KEY_GENERATORS
 from sandbox.models import FaultRule, Notification, Refund, Trade
 from sandbox.notifications import dispatcher_wake, notification_as_json, notifications_send_now
 from sandbox.runtime import RuntimeSettingInvalid, runtime_restore_defaults, runtime_settings, runtime_update
+from sandbox.server import LISTENER_URLS
 from sandbox.services import sandbox_reset
 
 
@@ -132,6 +133,19 @@ def config_view(request: HttpRequest) -> JsonResponse:
                 "public_key_id": config.WECHATPAY_PUBLIC_KEY_ID,
                 "api_v3_key": config.WECHATPAY_API_V3_KEY,
                 "api_base": request.build_absolute_uri("/wechatpay"),
+            },
+            # API v2: the same merchant and app, XML signed with the API key,
+            # /secapi/ over the HTTPS listener with the client certificate.
+            "wechatpay_v2": {
+                "mchid": config.WECHATPAY_MCHID,
+                "appid": config.WECHATPAY_APPID,
+                "api_key": config.WECHATPAY_V2_API_KEY,
+                "api_base": f"{LISTENER_URLS['https']}/wechatpay" if "https" in LISTENER_URLS else None,
+                "ca_bundle": str(settings.SANDBOX_KEYS_DIR / "wechatpay" / "sandbox_ca.pem"),
+                "client_cert_path": str(settings.SANDBOX_KEYS_DIR / "wechatpay" / "apiclient_cert.pem"),
+                "client_key_path": str(settings.SANDBOX_KEYS_DIR / "wechatpay" / "apiclient_key.pem"),
+                "client_p12_path": str(settings.SANDBOX_KEYS_DIR / "wechatpay" / "apiclient_cert.p12"),
+                "client_p12_password": config.WECHATPAY_V2_P12_PASSWORD,
             },
             "settings": runtime_settings().as_json(),
             "fault_targets": {target: sorted(modes) for target, modes in fault_targets().items()},

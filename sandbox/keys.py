@@ -10,6 +10,10 @@ Layout (a contract with the shop's settings; README.md repeats it):
     <keys dir>/wechatpay/merchant_public_key.pem   the sandbox verifies merchant requests with it
     <keys dir>/wechatpay/platform_private_key.pem  the sandbox signs answers and notifications
     <keys dir>/wechatpay/platform_public_key.pem   the shop verifies the sandbox with it ("WeChat Pay public key")
+    <keys dir>/wechatpay/sandbox_ca.pem, sandbox_ca_key.pem   the sandbox's own CA (API v2's TLS)
+    <keys dir>/wechatpay/server_cert.pem, server_key.pem      the HTTPS listener's certificate
+    <keys dir>/wechatpay/apiclient_cert.pem, apiclient_key.pem, apiclient_cert.p12
+                                                   the MERCHANT's client certificate for /secapi/ (p12 password: the mchid)
 
 `unionpay/` is reserved: a provider joins by adding its generator to
 KEY_GENERATORS. This module needs no Django, so `python -m
@@ -96,10 +100,21 @@ def _alipay_keys_ensure(keys_dir: Path) -> list[Path]:
 
 
 def _wechatpay_keys_ensure(keys_dir: Path) -> list[Path]:
-    # The merchant's API key pair and the platform's ("WeChat Pay public key").
-    return rsa_key_pair_ensure(keys_dir, "wechatpay", "merchant") + rsa_key_pair_ensure(
-        keys_dir, "wechatpay", "platform"
+    # API v3: the merchant's API key pair and the platform's ("WeChat Pay
+    # public key"). API v2: the TLS material of the HTTPS listener and the
+    # merchant's client certificate (sandbox/certificates.py).
+    from sandbox import config
+    from sandbox.certificates import tls_material_ensure
+
+    written = rsa_key_pair_ensure(keys_dir, "wechatpay", "merchant")
+    written += rsa_key_pair_ensure(keys_dir, "wechatpay", "platform")
+    written += tls_material_ensure(
+        Path(keys_dir) / "wechatpay",
+        client_common_name=config.WECHATPAY_MCHID,
+        p12_password=config.WECHATPAY_V2_P12_PASSWORD,
+        write=_write_new_file,
     )
+    return written
 
 
 KEY_GENERATORS: dict[str, Callable[[Path], list[Path]]] = {

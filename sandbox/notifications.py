@@ -172,11 +172,8 @@ def _send(notification: Notification, variant: str, sent_at: datetime) -> SendRe
     render_variant = "real" if variant == "duplicate" else variant
     outgoing = notification_format.render(notification, sent_at=sent_at, variant=render_variant)
     status_code, body, error = _post(notification.url, outgoing)
-    acknowledged = (
-        render_variant == "real"
-        and status_code is not None
-        and notification_format.is_acknowledged(status_code, body)
-    )
+    judge = outgoing.acknowledged or notification_format.is_acknowledged
+    acknowledged = render_variant == "real" and status_code is not None and judge(status_code, body)
     return SendResult(variant, status_code, body, error, acknowledged)
 
 

@@ -35,6 +35,9 @@ class OutgoingNotification:
     body: bytes
     content_type: str
     headers: Mapping[str, str] = field(default_factory=dict)
+    # Judges the merchant's answer to this send when it is not judged the
+    # format's way (WeChat Pay API v2's XML acknowledgement beside v3's 2xx).
+    acknowledged: Callable[[int, bytes], bool] | None = None
 
 
 class NotificationFormat(Protocol):

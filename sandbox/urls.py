@@ -4,6 +4,7 @@ from django.urls import URLPattern, URLResolver, include, path, re_path
 from sandbox import control
 from sandbox.alipay import urls as alipay_urls
 from sandbox.wechatpay import urls as wechatpay_urls
+from sandbox.wechatpay.v2 import urls as wechatpay_v2_urls
 
 # Control routes take an optional trailing slash: they are typed by hand.
 control_urlpatterns: list[URLPattern | URLResolver] = [
@@ -25,4 +26,5 @@ urlpatterns = [
     path("alipay/", include(alipay_urls.urlpatterns)),
     path("wechatpay/v3/", include(wechatpay_urls.v3_urlpatterns)),
     path("wechatpay/", include(wechatpay_urls.urlpatterns)),
+    path("wechatpay/", include(wechatpay_v2_urls.urlpatterns)),
 ]

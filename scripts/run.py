@@ -2,7 +2,8 @@
 
 Processes (honcho runs them and stops the whole group together):
 - web:     Django's development server on 127.0.0.1:8000
-- sandbox: the sandbox payment gateway on 127.0.0.1:8001 (its own process)
+- sandbox: the sandbox payment gateway on 127.0.0.1:8001, and its HTTPS
+           listener on 127.0.0.1:8002 (WeChat Pay API v2) (its own process)
 - worker:  a Celery worker            } only when REDIS_URL is set; without it
 - beat:    Celery beat (the schedule)  } tasks run inside the web process, and
 - janitor: the periodic payment work (query stale attempts, close expired
@@ -25,7 +26,11 @@ def processes() -> dict[str, list[str]]:
     python = sys.executable
     found = {
         "web": [python, "manage.py", "runserver", os.environ.get("SHOP_ADDR", "127.0.0.1:8000")],
-        "sandbox": [python, "-m", "sandbox", "serve", "--port", os.environ.get("SANDBOX_PORT", "8001")],
+        "sandbox": [
+            python, "-m", "sandbox", "serve",
+            "--port", os.environ.get("SANDBOX_PORT", "8001"),
+            "--tls-port", os.environ.get("SANDBOX_TLS_PORT", "8002"),
+        ],  # fmt: skip
     }
     if env("REDIS_URL", default=""):
         found["worker"] = [python, "-m", "celery", "-A", "config", "worker", "-l", "info", "--concurrency", "2"]

@@ -79,6 +79,27 @@ def sandbox_gateway_options(base: dict, sandbox: SandboxProcess) -> dict:
     return options
 
 
+WECHATPAY_V2_CLASS = "payments.gateways.wechatpay_v2.WechatPayV2Gateway"
+
+
+def sandbox_wechatpay_v2_options(sandbox: SandboxProcess, **overrides) -> dict:
+    """The shop's WeChat Pay API v2 options for this sandbox: its HTTPS base, CA and client certificate."""
+    v2 = sandbox.control("GET", "config")["wechatpay_v2"]
+    options = {name: v2[name] for name in ("mchid", "appid", "api_key", "api_base", "ca_bundle",
+                                           "client_cert_path", "client_key_path")}  # fmt: skip
+    return {**options, "sign_type": "MD5", "connect_timeout": 5.0, "read_timeout": 15.0, **overrides}
+
+
+@pytest.fixture
+def shop_sandbox_v2(shop_sandbox, settings):
+    """`shop_sandbox` with WeChat Pay on API v2, as WECHATPAY_API_VERSION=v2 chooses it."""
+    settings.GATEWAY_CLASSES = {**settings.GATEWAY_CLASSES, "wechatpay": WECHATPAY_V2_CLASS}
+    settings.GATEWAY_OPTIONS = {**settings.GATEWAY_OPTIONS, "wechatpay": sandbox_wechatpay_v2_options(shop_sandbox)}
+    reset_gateway_cache()
+    yield shop_sandbox
+    reset_gateway_cache()
+
+
 @pytest.fixture
 def shop_sandbox(gateway_sandbox, live_server, settings):
     """The sandbox, reset, with the live shop's gateways pointed at it.

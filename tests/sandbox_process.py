@@ -52,6 +52,7 @@ class SandboxProcess:
         time_scale: float = 0.001,
         host: str = "127.0.0.1",
         port: int = 0,
+        tls_port: int = 0,
         keys_dir: Path | None = None,
         startup_timeout: float = 60.0,
         extra_env: dict[str, str] | None = None,
@@ -62,6 +63,7 @@ class SandboxProcess:
         self.host = host
         # 0: let the OS pick a free port (the sandbox reports it back).
         self.port = port
+        self.tls_port = tls_port
         self.keys_dir = Path(keys_dir) if keys_dir else self.workdir / "sandbox-keys"
         self.db_path = self.workdir / "sandbox.sqlite3"
         self.log_path = self.workdir / "sandbox.log"
@@ -83,6 +85,7 @@ class SandboxProcess:
             sys.executable, "-m", "sandbox", "serve",
             "--host", self.host,
             "--port", str(self.port),
+            "--tls-port", str(self.tls_port),
             "--keys-dir", str(self.keys_dir),
             "--db", str(self.db_path),
             "--time-scale", repr(self.time_scale),

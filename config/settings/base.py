@@ -4,12 +4,14 @@ Every value comes from the environment (or `.env`) through `config.env.env`.
 The variable names are part of the outside contract (docs/CONTRACT.md) and
 are all listed in `.env.example`.
 """
+import os
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 from django.utils.translation import gettext_lazy as _
 
 from config.env import BASE_DIR, env
+from config.gateway_choice import V2, wechatpay_api_choice
 
 VAR_DIR = BASE_DIR / "var"
 
@@ -257,6 +259,8 @@ GATEWAY_CLASSES = {
 # default for every gateway, so a fresh clone pays end to end offline.
 SANDBOX_URL = env("SANDBOX_URL", default="http://127.0.0.1:8001").rstrip("/")
 SANDBOX_KEYS_DIR = Path(env("SANDBOX_KEYS_DIR", default=str(VAR_DIR / "sandbox-keys")))
+# The sandbox's HTTPS listener (WeChat Pay API v2, whose refunds need mutual TLS).
+SANDBOX_TLS_URL = env("SANDBOX_TLS_URL", default="https://127.0.0.1:8002").rstrip("/")
 
 GATEWAY_HTTP_CONNECT_TIMEOUT = env.float("GATEWAY_HTTP_CONNECT_TIMEOUT", default=5.0)
 GATEWAY_HTTP_READ_TIMEOUT = env.float("GATEWAY_HTTP_READ_TIMEOUT", default=15.0)
@@ -313,3 +317,47 @@ GATEWAY_OPTIONS = {
         "read_timeout": GATEWAY_HTTP_READ_TIMEOUT,
     },
 }
+
+# WeChat Pay API v2, for merchants on legacy credentials (docs/gateways-wechatpay.md
+# §10). The same gateway code and cashier entry: config/gateway_choice.py picks
+# v2 or v3 from the variables set, and the start-up log says which and why.
+WECHATPAY_API = wechatpay_api_choice(os.environ)
+_WECHATPAY_V2_API_BASE = env("WECHATPAY_V2_API_BASE", default="")
+_WECHATPAY_CLIENT_P12_PATH = env("WECHATPAY_CLIENT_P12_PATH", default="")
+_SANDBOX_WECHATPAY_KEYS = SANDBOX_KEYS_DIR / "wechatpay"
+WECHATPAY_V2_OPTIONS = {
+    "mchid": GATEWAY_OPTIONS["wechatpay"]["mchid"],
+    "appid": GATEWAY_OPTIONS["wechatpay"]["appid"],
+    # The 32-character API v2 key signs every call and decrypts refund
+    # notifications. The default is the sandbox's published throwaway value.
+    "api_key": env("WECHATPAY_API_KEY", default="SandboxApiV2KeyNotASecret0000002"),
+    "sign_type": env("WECHATPAY_SIGN_TYPE", default="MD5"),
+    # Paths such as /pay/unifiedorder and /secapi/pay/refund are appended.
+    "api_base": _WECHATPAY_V2_API_BASE or f"{SANDBOX_TLS_URL}/wechatpay",
+    # The CA that signs the API's server certificate: the sandbox's own CA
+    # for the sandbox, requests' bundle (certifi) for a real API base.
+    "ca_bundle": env(
+        "WECHATPAY_V2_CA_BUNDLE",
+        default="" if _WECHATPAY_V2_API_BASE else str(_SANDBOX_WECHATPAY_KEYS / "sandbox_ca.pem"),
+    ),
+    # The merchant's client certificate for /secapi/ (mutual TLS): the PEM
+    # pair, or the .p12 and its password.
+    "client_cert_path": env(
+        "WECHATPAY_CLIENT_CERT_PATH",
+        default="" if _WECHATPAY_CLIENT_P12_PATH else str(_SANDBOX_WECHATPAY_KEYS / "apiclient_cert.pem"),
+    ),
+    "client_key_path": env(
+        "WECHATPAY_CLIENT_KEY_PATH",
+        default="" if _WECHATPAY_CLIENT_P12_PATH else str(_SANDBOX_WECHATPAY_KEYS / "apiclient_key.pem"),
+    ),
+    "client_p12_path": _WECHATPAY_CLIENT_P12_PATH,
+    "client_p12_password": env("WECHATPAY_CLIENT_P12_PASSWORD", default=""),
+    "connect_timeout": GATEWAY_HTTP_CONNECT_TIMEOUT,
+    "read_timeout": GATEWAY_HTTP_READ_TIMEOUT,
+}
+WECHATPAY_V3_OPTIONS = GATEWAY_OPTIONS["wechatpay"]
+if WECHATPAY_API.version == V2:
+    GATEWAY_CLASSES["wechatpay"] = "payments.gateways.wechatpay_v2.WechatPayV2Gateway"
+    GATEWAY_OPTIONS["wechatpay"] = WECHATPAY_V2_OPTIONS
+# Why a code's adapter was chosen, for the start-up log.
+GATEWAY_CHOICES = {"wechatpay": WECHATPAY_API.message}

@@ -26,6 +26,10 @@ WHITENOISE_USE_FINDERS = True
 
 # The in-memory gateway for unit tests of the payment services.
 GATEWAY_CLASSES = {**GATEWAY_CLASSES, "fake": "payments.gateways.fake.FakeGateway"}  # noqa: F405
+# WeChat Pay API v3 whatever the shell exports (WECHATPAY_API_VERSION,
+# WECHATPAY_API_KEY); the v2 tests switch to v2 themselves.
+GATEWAY_CLASSES["wechatpay"] = "payments.gateways.wechatpay.WechatPayGateway"
+GATEWAY_OPTIONS = {**GATEWAY_OPTIONS, "wechatpay": WECHATPAY_V3_OPTIONS}  # noqa: F405
 # Live-server request threads die after each request; a persistent
 # connection would outlive its thread and block dropping the test database.
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405

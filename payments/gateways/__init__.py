@@ -45,6 +45,12 @@ def configuration_problems() -> dict[str, list[str]]:
 
 
 def warn_about_configuration() -> None:
+    """At start-up: which adapter each enabled code uses and why (GATEWAY_CHOICES),
+    then every enabled gateway that cannot work."""
+    choices: dict[str, str] = getattr(settings, "GATEWAY_CHOICES", {})
+    for code in settings.PAYMENT_GATEWAYS:
+        if code in choices:
+            logger.info("payment gateway %s: %s", code, choices[code])
     for code, found in configuration_problems().items():
         logger.warning("payment gateway %s is not offered: %s", code, "; ".join(found))
 

@@ -16,7 +16,8 @@ anything else, or no answer, is re-sent after 15s, 15s, 30s, 3m, 10m, 20m,
 30m, 30m, 30m, 60m, 3h, 3h, 3h, 6h, 6h (§5.6; times the time scale).
 Payments notify TRANSACTION.SUCCESS to the trade's notify_url; refunds
 notify REFUND.SUCCESS / REFUND.ABNORMAL / REFUND.CLOSED to the refund's
-own notify_url (none given: no notification).
+own notify_url (none given: no notification). A trade an API v2 call
+created is notified in v2's XML instead (sandbox/wechatpay/v2/notifications.py).
 """
 from __future__ import annotations
 
@@ -44,6 +45,7 @@ from sandbox.wechatpay.signing import (
     new_resource_nonce,
     rsa_sign,
 )
+from sandbox.wechatpay.v2 import notifications as v2_notifications
 
 RESOURCE_TYPE = "encrypt-resource"
 REFUND_EVENTS = {
@@ -71,12 +73,15 @@ def _fields(*, event_type: str, summary: str, kind: str, resource: dict[str, Any
 
 def wechatpay_notify_payment(trade: Trade) -> Notification | None:
     """Queue the TRANSACTION.SUCCESS notification of a trade just paid."""
-    fields = _fields(
-        event_type="TRANSACTION.SUCCESS",
-        summary="支付成功",
-        kind="transaction",
-        resource=transaction_object(trade, trade_state="SUCCESS"),
-    )
+    if v2_notifications.is_v2_trade(trade):
+        fields = v2_notifications.payment_fields(trade)
+    else:
+        fields = _fields(
+            event_type="TRANSACTION.SUCCESS",
+            summary="支付成功",
+            kind="transaction",
+            resource=transaction_object(trade, trade_state="SUCCESS"),
+        )
     return notification_queue(
         provider=PROVIDER,
         kind=Notification.Kind.PAYMENT,
@@ -88,8 +93,11 @@ def wechatpay_notify_payment(trade: Trade) -> Notification | None:
 
 def wechatpay_notify_refund(refund: Refund) -> Notification | None:
     """Queue the notification of a refund that just ended, to its own notify_url."""
-    event_type, summary = REFUND_EVENTS[REFUND_STATUSES[refund.status]]
-    fields = _fields(event_type=event_type, summary=summary, kind="refund", resource=refund_resource(refund))
+    if v2_notifications.is_v2_trade(refund.trade):
+        fields = v2_notifications.refund_fields(refund)
+    else:
+        event_type, summary = REFUND_EVENTS[REFUND_STATUSES[refund.status]]
+        fields = _fields(event_type=event_type, summary=summary, kind="refund", resource=refund_resource(refund))
     return notification_queue(
         provider=PROVIDER,
         kind=Notification.Kind.REFUND,
@@ -140,11 +148,15 @@ class WechatPayNotificationFormat:
             "sign_probe",
             "tampered_amount",
             "wrong_mchid",
+            # API v2 only: req_info whose PKCS#7 padding is broken.
+            "bad_padding",
         }
     )
 
     def render(self, notification: Notification, *, sent_at: datetime, variant: str) -> OutgoingNotification:
         fields = notification.fields
+        if fields.get("api") == v2_notifications.API:
+            return v2_notifications.render(notification, variant=variant)
         resource = fields["resource"]
         envelope_id = notification.notification_id
         signing_key = platform_private_key()
@@ -157,7 +169,8 @@ class WechatPayNotificationFormat:
             serial = UNKNOWN_PUBLIC_KEY_ID
         elif variant == "stale_timestamp":
             timestamp -= STALE_SECONDS
-        elif variant == "undecryptable":
+        elif variant in ("undecryptable", "bad_padding"):
+            # v3's GCM has no padding: a v2 bad_padding is a resource that does not decrypt.
             key = WRONG_API_V3_KEY
         elif variant == "tampered_amount":
             resource, envelope_id = _tampered_amount(resource), _lie_id(notification, variant)

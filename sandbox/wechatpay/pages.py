@@ -15,7 +15,9 @@ stays NOTPAY (its control status becomes pending).
   a page linking (sandbox-return-link) to redirect_url; Cancel -> 302 to
   redirect_url, nothing changed.
 Past time_expire the pages say "expired" and paying is refused (409), while
-the order still reads NOTPAY until the merchant closes it.
+the order still reads NOTPAY until the merchant closes it. An API v2
+mweb_url older than 5 minutes (sandbox clock) shows
+`link-expired` (410) and pays nothing.
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ from sandbox.services import UNPAID, trade_past_deadline
 from sandbox.wechatpay.formats import rfc3339, yuan_text
 from sandbox.wechatpay.resources import PROVIDER, wire_trade_state
 from sandbox.wechatpay.trades import wechatpay_trade_fail, wechatpay_trade_open, wechatpay_trade_pay
+from sandbox.wechatpay.v2.calls import mweb_link_expired
 
 
 def _trade_for(token: str) -> Trade:
@@ -103,6 +106,9 @@ def h5_view(request: HttpRequest, token: str) -> HttpResponse:
     trade = _trade_for(token)
     template = "sandbox/wechatpay/h5.html"
     redirect_url = _safe_redirect(request.GET.get("redirect_url", ""))
+    if mweb_link_expired(trade) and trade.status in UNPAID:
+        # API v2: an mweb_url lives 5 minutes (§10.3); the merchant must ask again.
+        return _page(request, trade, template=template, outcome="link-expired", status=410)
     if request.method != "POST":
         return _page(request, _open(trade), template=template)
     action = request.POST.get("action", "")

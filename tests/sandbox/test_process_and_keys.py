@@ -16,6 +16,11 @@ KEY_FILES = ["app_private_key.pem", "app_public_key.pem", "alipay_private_key.pe
 WECHATPAY_KEY_FILES = [
     "merchant_private_key.pem", "merchant_public_key.pem", "platform_private_key.pem", "platform_public_key.pem",
 ]  # fmt: skip
+# API v2: the sandbox's CA, its HTTPS listener's certificate, the merchant's client certificate.
+WECHATPAY_TLS_FILES = [
+    "sandbox_ca.pem", "sandbox_ca_key.pem", "server_cert.pem", "server_key.pem",
+    "apiclient_cert.pem", "apiclient_key.pem", "apiclient_cert.p12",
+]  # fmt: skip
 
 
 def run_keys(keys_dir) -> str:
@@ -40,7 +45,7 @@ def test_keys_are_generated_in_the_contract_layout_once(tmp_path):
     assert sorted(path.name for path in (keys_dir / "alipay").iterdir()) == sorted(KEY_FILES)
     assert sorted(path.name for path in keys_dir.iterdir()) == ["alipay", "wechatpay"]
     generated = [line for line in first_output.splitlines() if line.startswith("generated ")]
-    assert len(generated) == 8
+    assert len(generated) == len(KEY_FILES) + len(WECHATPAY_KEY_FILES) + len(WECHATPAY_TLS_FILES)
     assert not [line for line in second_output.splitlines() if line.startswith("generated ")]
     assert {name: (keys_dir / "alipay" / name).read_bytes() for name in KEY_FILES} == contents
     assert contents["app_private_key.pem"].startswith(b"-----BEGIN PRIVATE KEY-----")
@@ -58,7 +63,9 @@ def test_wechatpay_keys_are_generated_in_the_contract_layout_once(tmp_path):
     contents = {name: (keys_dir / "wechatpay" / name).read_bytes() for name in WECHATPAY_KEY_FILES}
     run_keys(keys_dir)
 
-    assert sorted(path.name for path in (keys_dir / "wechatpay").iterdir()) == sorted(WECHATPAY_KEY_FILES)
+    assert sorted(path.name for path in (keys_dir / "wechatpay").iterdir()) == sorted(
+        WECHATPAY_KEY_FILES + WECHATPAY_TLS_FILES
+    )
     assert {name: (keys_dir / "wechatpay" / name).read_bytes() for name in WECHATPAY_KEY_FILES} == contents
     # The shop signs with the merchant key: PKCS#8, as apiclient_key.pem is.
     assert contents["merchant_private_key.pem"].startswith(b"-----BEGIN PRIVATE KEY-----")
