@@ -7,6 +7,7 @@ import json
 import pytest
 
 from payments.gateways.base import GatewayRefundStatus
+from tests.gateway_references import refund_ref
 from tests.sandbox.wechatpay_client import notification_resource, raw_notification, refund_request
 from tests.sandbox.wechatpay_flows import (
     control_status,
@@ -70,7 +71,7 @@ def test_a_processing_refund_ends_successfully_by_itself_and_is_notified(
     assert refund["ended_at"] is not None
     assert wechat_trade(sandbox, paid)["refunded_minor"] == 3000
     assert [logged["status"] for logged in delivered(sandbox, paid, "refund")] == ["delivered"]
-    assert wechatpay.query_refund(out_trade_no=paid, out_refund_no="R-1").status == GatewayRefundStatus.SUCCEEDED
+    assert wechatpay.query_refund(refund_ref(paid, "R-1")).status == GatewayRefundStatus.SUCCEEDED
 
 
 def test_with_null_a_refund_stays_processing_until_the_setting_is_turned_on(sandbox, wechatpay, wx_merchant, paid):
