@@ -113,7 +113,7 @@ def _serve(args: argparse.Namespace) -> None:
         base_url = f"http://{shown_host}:{port}"
         print(
             f"sandbox gateway serving {base_url} (db {db_path}, time scale {args.time_scale}, "
-            f"WeChat Pay refunds settle by themselves {settle_text})",
+            f"WeChat Pay and UnionPay refunds settle by themselves {settle_text})",
             flush=True,
         )
         if args.ready_file:

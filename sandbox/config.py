@@ -61,3 +61,17 @@ WECHATPAY_API_V3_KEY = "SandboxApiV3KeyNotASecret0000001"
 # The one payer of every sandbox trade.
 WECHATPAY_PAYER_OPENID = "oSandboxPayer0000000000000001"
 WECHATPAY_BANK_TYPE = "OTHERS"
+
+# -- UnionPay (ACP 5.1.0, online gateway payment) ----------------------------
+# The merchant (merId); requests naming another get respCode 31. Its
+# signing certificate's serial is the certId every request must carry
+# (sandbox/unionpay/certificates.py), its PFX password a published
+# throwaway value.
+UNIONPAY_MER_ID = "898110000000001"
+# The issuer and acquirer institution codes shown in settlement files.
+UNIONPAY_ACQ_INS_CODE = "00010000"
+UNIONPAY_SEND_INS_CODE = "00010000"
+# The one card that pays every sandbox trade, masked as UnionPay shows it.
+UNIONPAY_CARD_NO = "6216***********0018"
+# Fee on every consume in settlement files: 0.6 %, rounded half up to the fen.
+UNIONPAY_FEE_PER_MILLE = 6

@@ -30,6 +30,7 @@ from sandbox.models import FaultRule, Notification, Refund, Trade
 from sandbox.notifications import dispatcher_wake, notification_as_json, notifications_send_now
 from sandbox.runtime import RuntimeSettingInvalid, runtime_restore_defaults, runtime_settings, runtime_update
 from sandbox.services import sandbox_reset
+from sandbox.unionpay.certificates import MERCHANT_PFX_PASSWORD
 
 
 class ControlInputInvalid(ValueError):
@@ -132,6 +133,13 @@ def config_view(request: HttpRequest) -> JsonResponse:
                 "public_key_id": config.WECHATPAY_PUBLIC_KEY_ID,
                 "api_v3_key": config.WECHATPAY_API_V3_KEY,
                 "api_base": request.build_absolute_uri("/wechatpay"),
+            },
+            "unionpay": {
+                "mer_id": config.UNIONPAY_MER_ID,
+                "gateway_base": request.build_absolute_uri("/unionpay/gateway/api"),
+                "file_transfer_url": request.build_absolute_uri("/unionpay/filetransfer/"),
+                # The sandbox merchant PFX's published throwaway password.
+                "sign_cert_password": MERCHANT_PFX_PASSWORD,
             },
             "settings": runtime_settings().as_json(),
             "fault_targets": {target: sorted(modes) for target, modes in fault_targets().items()},

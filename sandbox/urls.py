@@ -3,6 +3,7 @@ from django.urls import URLPattern, URLResolver, include, path, re_path
 
 from sandbox import control
 from sandbox.alipay import urls as alipay_urls
+from sandbox.unionpay import urls as unionpay_urls
 from sandbox.wechatpay import urls as wechatpay_urls
 
 # Control routes take an optional trailing slash: they are typed by hand.
@@ -18,6 +19,7 @@ control_urlpatterns: list[URLPattern | URLResolver] = [
     re_path(r"^notifications/send-now/?$", control.notifications_send_now_view),
     path("alipay/", include(alipay_urls.control_urlpatterns)),
     path("wechatpay/", include(wechatpay_urls.control_urlpatterns)),
+    path("unionpay/", include(unionpay_urls.control_urlpatterns)),
 ]
 
 urlpatterns = [
@@ -25,4 +27,5 @@ urlpatterns = [
     path("alipay/", include(alipay_urls.urlpatterns)),
     path("wechatpay/v3/", include(wechatpay_urls.v3_urlpatterns)),
     path("wechatpay/", include(wechatpay_urls.urlpatterns)),
+    path("unionpay/", include(unionpay_urls.urlpatterns)),
 ]
