@@ -263,16 +263,20 @@ def _refund(fields: Mapping[str, str], *, trade: Trade | None, out_refund_no: st
     if trade is None or trade.status != Trade.Status.PAID:
         return answer(fields, "35", "原交易不存在或未成功")
     queries = refund_processing_queries(PROVIDER)
-    fails = False
-    if rule is not None and rule.mode in ("processing", "fail"):
-        queries, fails = rule.params["queries"], rule.mode == "fail"
+    wire: dict[str, object] = {"txnTime": fields["txnTime"], "traceNo": new_trace_no(), "bizType": fields["bizType"],
+                               "encoding": fields["encoding"]}
+    if rule is not None and rule.mode == "processing":
+        queries = rule.params["queries"]
+    elif rule is not None and rule.mode == "fail":
+        # In flight for that many queries, then failed at the next; never
+        # settled at once.
+        queries = 1
+        wire.update(fails=True, fail_after_queries=rule.params["queries"])
     try:
         with transaction.atomic():
             refund, _created = refund_request(
                 trade, out_refund_no=out_refund_no, amount_minor=amount, processing_queries=queries,
-                refund_id=new_query_id(provider_now()), notify_url=fields["backUrl"],
-                wire={"txnTime": fields["txnTime"], "traceNo": new_trace_no(), "bizType": fields["bizType"],
-                      "encoding": fields["encoding"], "fails": fails},
+                refund_id=new_query_id(provider_now()), notify_url=fields["backUrl"], wire=wire,
             )
             refund = Refund.objects.select_related("trade").get(pk=refund.pk)
             if refund.status == Refund.Status.SUCCEEDED:

@@ -60,9 +60,10 @@ def unionpay_refund_note_query(refund: Refund) -> Refund:
     with transaction.atomic():
         refund = Refund.objects.select_for_update().select_related("trade").get(pk=refund.pk)
         if refund.status == Refund.Status.PROCESSING and refund.wire.get("fails"):
-            if refund.pending_queries > 0:
-                refund.pending_queries -= 1
-                refund.save(update_fields=["pending_queries"])
+            left = int(refund.wire.get("fail_after_queries", 0))
+            if left > 0:
+                refund.wire = {**refund.wire, "fail_after_queries": left - 1}
+                refund.save(update_fields=["wire"])
                 return refund
             return refund_end(refund, status=Refund.Status.CLOSED)
         refund, settled = refund_note_query(refund)

@@ -11,7 +11,12 @@ from datetime import date, datetime
 
 import pytest
 
-from payments.exceptions import GatewayRejected, ResponseNotVerified, StatementFormatError, StatementTotalsMismatch
+from payments.exceptions import (
+    GatewayRejected,
+    ResponseNotVerified,
+    StatementFormatError,
+    StatementTotalsMismatch,
+)
 from payments.gateways.base import StatementFile, StatementLineKind
 from payments.gateways.unionpay.formats import BEIJING
 from payments.gateways.unionpay.statements import settlement_window
