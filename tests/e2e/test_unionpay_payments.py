@@ -149,7 +149,10 @@ def test_a_payment_after_expiry_is_refunded_automatically(shop, sandbox):
 
     # The money comes anyway (a bank payment completing late).
     sandbox.control("POST", f"unionpay/trades/{payment.out_trade_no}/pay")
-    wait_for(lambda: Refund.objects.filter(payment=payment).exists(), what="the automatic refund")
+    # The notification's commit starts the automatic refund, which is then
+    # submitted: accepted by UnionPay, so processing.
+    wait_for(lambda: Refund.objects.filter(payment=payment, status=RefundStatus.PROCESSING).exists(),
+             what="the automatic refund, submitted")
 
     payment.refresh_from_db()
     assert (payment.status, payment.refund_required) == (PaymentStatus.SUCCEEDED, RefundRequired.LATE)
