@@ -62,6 +62,10 @@ class Payment(models.Model):
     )
     # The provider refuses payment after this (sent as time_expire).
     expires_at = models.DateTimeField(_("payable until"))
+    # When the attempt was requested, to the second, fixed before the first
+    # gateway call: a provider that knows a trade by number and time
+    # (UnionPay orderId + txnTime) is always asked with this same time.
+    requested_at = models.DateTimeField(_("request time"))
     paid_at = models.DateTimeField(_("paid"), null=True, blank=True)
     # The QR code content of a QR attempt, so the page can be shown again.
     qr_content = models.TextField(blank=True)

@@ -36,7 +36,7 @@ def payment_close_superseded_task(self, payment_id: int) -> str:
     from payments.services import JANITOR, payment_close_at_gateway
 
     payment = Payment.objects.get(pk=payment_id)
-    delay = get_gateway(payment.gateway).min_close_delay
+    delay = get_gateway(payment.gateway).capabilities.close_delay
     wait = (payment.created_at + delay - timezone.now()).total_seconds()
     if wait > 0:
         # Some providers refuse a close this soon after creation. In-process

@@ -4,14 +4,14 @@ from datetime import timedelta
 import segno
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import Http404, HttpResponse, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_http_methods, require_POST
 
 from orders.models import Order
 from payments.exceptions import (
@@ -24,7 +24,7 @@ from payments.exceptions import (
 )
 from payments.forms import CashierForm, device_from_user_agent
 from payments.gateways import enabled_gateways, get_gateway
-from payments.gateways.base import ActionKind, PaymentAction
+from payments.gateways.base import ActionKind, PaymentAction, ReturnMethod
 from payments.inbound import raw_notification
 from payments.models import Payment, PaymentStatus
 from payments.services import (
@@ -130,14 +130,28 @@ def payment_status(request, out_trade_no: str):
     )
 
 
+@csrf_exempt
 @never_cache
+@require_http_methods(["GET", "POST"])
 def gateway_return(request, gateway: str):
-    """The browser's return from a gateway: verified, but never trusted alone."""
+    """The browser's return from a gateway: verified, but never trusted alone.
+
+    It comes the way the gateway's capabilities say: a GET, or (UnionPay) a
+    form the gateway's page posts. The other method is refused with a 405,
+    so the CSRF exemption covers only a gateway whose return is a POST, and
+    nothing in that post is believed before the adapter verified it; even
+    then the page only shows what a query or a notification decided.
+    """
     try:
         adapter = get_gateway(gateway)
-        out_trade_no = adapter.parse_return(request.GET.dict())
-    except (GatewayNotConfigured, NotImplementedError) as exc:
+    except GatewayNotConfigured as exc:
         raise Http404(gateway) from exc
+    expected = adapter.capabilities.return_method
+    if request.method != expected:
+        return HttpResponseNotAllowed([expected])
+    params = request.POST if expected == ReturnMethod.POST else request.GET
+    try:
+        out_trade_no = adapter.parse_return(params.dict())
     except InvalidNotification as exc:
         logger.warning("%s return rejected: %s", gateway, exc.reason)
         return render(request, "payments/return_invalid.html", status=400)

@@ -130,6 +130,10 @@ class Refund(models.Model):
     gateway_status = models.CharField(_("gateway status"), max_length=16, blank=True)
     refunded_at = models.DateTimeField(_("refunded"), null=True, blank=True)
     last_error = models.TextField(_("last gateway error"), blank=True)
+    # When the refund was first sent under its current number, to the second;
+    # every retry under that number sends the same time (UnionPay knows a
+    # refund by orderId + txnTime). A new number starts a new one.
+    submitted_at = models.DateTimeField(_("submitted to the gateway"), null=True, blank=True)
     submit_count = models.PositiveIntegerField(default=0)
     # Polling of refunds the gateway is still processing.
     next_poll_at = models.DateTimeField(null=True, blank=True)

@@ -52,14 +52,16 @@ def refund_apply(request, order_no: str):
 @csrf_exempt
 @require_POST
 def gateway_refund_notify(request, gateway: str):
-    """Asynchronous refund notifications (WeChat Pay). Bad input is a 4xx, never a 500."""
+    """Asynchronous refund notifications (WeChat Pay, UnionPay). Bad input is a 4xx, never a 500.
+
+    A gateway whose refunds never notify (Alipay) has no such endpoint.
+    """
     try:
-        get_gateway(gateway)
+        adapter = get_gateway(gateway)
     except GatewayNotConfigured as exc:
         raise Http404(gateway) from exc
+    if not adapter.capabilities.notifies_refunds:
+        raise Http404(gateway)
     raw = raw_notification(request)
-    try:
-        ack = refund_apply_notification(gateway_code=gateway, raw=raw)
-    except NotImplementedError as exc:  # a gateway whose refunds never notify
-        raise Http404(gateway) from exc
+    ack = refund_apply_notification(gateway_code=gateway, raw=raw)
     return HttpResponse(ack.body, status=ack.status, content_type=ack.content_type)

@@ -124,7 +124,7 @@ def _serve(args: argparse.Namespace) -> None:
         tls_text = f" and {listener_url('https', host, tls_port)}" if tls_port is not None else ""
         print(
             f"sandbox gateway serving {base_url}{tls_text} (db {db_path}, time scale {args.time_scale}, "
-            f"WeChat Pay refunds settle by themselves {settle_text})",
+            f"WeChat Pay and UnionPay refunds settle by themselves {settle_text})",
             flush=True,
         )
         if args.ready_file:

@@ -71,3 +71,17 @@ WECHATPAY_V2_API_KEY = "SandboxApiV2KeyNotASecret0000002"
 # The merchant platform hands out apiclient_cert.p12 protected by the mchid
 # (docs/gateways-wechatpay.md §12.12).
 WECHATPAY_V2_P12_PASSWORD = WECHATPAY_MCHID
+
+# -- UnionPay (ACP 5.1.0, online gateway payment) ----------------------------
+# The merchant (merId); requests naming another get respCode 31. Its
+# signing certificate's serial is the certId every request must carry
+# (sandbox/unionpay/certificates.py), its PFX password a published
+# throwaway value.
+UNIONPAY_MER_ID = "898110000000001"
+# The issuer and acquirer institution codes shown in settlement files.
+UNIONPAY_ACQ_INS_CODE = "00010000"
+UNIONPAY_SEND_INS_CODE = "00010000"
+# The one card that pays every sandbox trade, masked as UnionPay shows it.
+UNIONPAY_CARD_NO = "6216***********0018"
+# Fee on every consume in settlement files: 0.6 %, rounded half up to the fen.
+UNIONPAY_FEE_PER_MILLE = 6

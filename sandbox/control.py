@@ -31,6 +31,7 @@ from sandbox.notifications import dispatcher_wake, notification_as_json, notific
 from sandbox.runtime import RuntimeSettingInvalid, runtime_restore_defaults, runtime_settings, runtime_update
 from sandbox.server import LISTENER_URLS
 from sandbox.services import sandbox_reset
+from sandbox.unionpay.certificates import MERCHANT_PFX_PASSWORD
 
 
 class ControlInputInvalid(ValueError):
@@ -146,6 +147,13 @@ def config_view(request: HttpRequest) -> JsonResponse:
                 "client_key_path": str(settings.SANDBOX_KEYS_DIR / "wechatpay" / "apiclient_key.pem"),
                 "client_p12_path": str(settings.SANDBOX_KEYS_DIR / "wechatpay" / "apiclient_cert.p12"),
                 "client_p12_password": config.WECHATPAY_V2_P12_PASSWORD,
+            },
+            "unionpay": {
+                "mer_id": config.UNIONPAY_MER_ID,
+                "gateway_base": request.build_absolute_uri("/unionpay/gateway/api"),
+                "file_transfer_url": request.build_absolute_uri("/unionpay/filetransfer/"),
+                # The sandbox merchant PFX's published throwaway password.
+                "sign_cert_password": MERCHANT_PFX_PASSWORD,
             },
             "settings": runtime_settings().as_json(),
             "fault_targets": {target: sorted(modes) for target, modes in fault_targets().items()},

@@ -15,9 +15,16 @@ Layout (a contract with the shop's settings; README.md repeats it):
     <keys dir>/wechatpay/apiclient_cert.pem, apiclient_key.pem, apiclient_cert.p12
                                                    the MERCHANT's client certificate for /secapi/ (p12 password: the mchid)
 
-`unionpay/` is reserved: a provider joins by adding its generator to
-KEY_GENERATORS. This module needs no Django, so `python -m
-sandbox keys` stays cheap.
+    <keys dir>/unionpay/merchant_sign.pfx      the MERCHANT's signing certificate and key (PKCS#12,
+                                               password 000000): the shop signs with it
+    <keys dir>/unionpay/merchant_sign_cert.pem the sandbox verifies merchant requests with it (by certId)
+    <keys dir>/unionpay/verify_chain.pem       the middle and root CA certificates: the shop checks
+                                               every signPubKeyCert against them
+    <keys dir>/unionpay/unionpay_sign_*.pem    the sandbox's UnionPay signing certificate and key
+    <keys dir>/unionpay/{root,middle}_ca*.pem  the chain's certificates and keys
+
+A provider joins by adding its generator to KEY_GENERATORS. This module
+needs no Django, so `python -m sandbox keys` stays cheap.
 """
 from __future__ import annotations
 
@@ -117,9 +124,18 @@ def _wechatpay_keys_ensure(keys_dir: Path) -> list[Path]:
     return written
 
 
+def _unionpay_keys_ensure(keys_dir: Path) -> list[Path]:
+    # A certificate chain rather than a key pair (sandbox/unionpay/certificates.py).
+    from sandbox import config
+    from sandbox.unionpay.certificates import unionpay_keys_ensure
+
+    return unionpay_keys_ensure(keys_dir, mer_id=config.UNIONPAY_MER_ID)
+
+
 KEY_GENERATORS: dict[str, Callable[[Path], list[Path]]] = {
     "alipay": _alipay_keys_ensure,
     "wechatpay": _wechatpay_keys_ensure,
+    "unionpay": _unionpay_keys_ensure,
 }
 
 

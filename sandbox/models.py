@@ -1,6 +1,6 @@
 """The sandbox's provider-neutral records: trades, refunds, notifications, faults.
 
-A provider package (sandbox/alipay/, sandbox/wechatpay/, later unionpay/) decides
+A provider package (sandbox/alipay/, sandbox/wechatpay/, sandbox/unionpay/) decides
 what a record means on its wire. Statuses change only in sandbox/services.py
 (trades, refunds) and sandbox/notifications.py (deliveries). Trade times are
 on the sandbox clock (`runtime.provider_now`, which tests may shift); log
@@ -107,8 +107,10 @@ class Refund(models.Model):
     refund_id = models.CharField(max_length=64, unique=True)
     amount_minor = models.PositiveBigIntegerField()
     reason = models.CharField(max_length=256, blank=True)
-    # Where this refund's own notification goes (WeChat Pay); blank: none.
+    # Where this refund's own notification goes (WeChat Pay, UnionPay); blank: none.
     notify_url = models.CharField(max_length=1024, blank=True)
+    # Provider-specific request details (UnionPay: the refund's txnTime).
+    wire = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=Status.choices)
     # How often the merchant asked for this refund (replays included).
     requests = models.PositiveIntegerField(default=1)

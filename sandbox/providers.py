@@ -4,8 +4,7 @@ The core (notification dispatch, fault rules, runtime settings, keys) is
 provider-neutral; each provider package hands it a `Provider` describing how
 its notifications look and are acknowledged, and which fault targets and
 modes its calls support, and the few lifecycle rules that differ between
-providers. A new provider (UnionPay) adds its package and one line to
-PROVIDERS.
+providers. A new provider adds its package and one line to PROVIDERS.
 """
 from __future__ import annotations
 
@@ -23,6 +22,7 @@ if TYPE_CHECKING:
 PROVIDERS: dict[str, str] = {
     "alipay": "sandbox.alipay.provider.ALIPAY",
     "wechatpay": "sandbox.wechatpay.provider.WECHATPAY",
+    "unionpay": "sandbox.unionpay.provider.UNIONPAY",
 }
 
 NOTIFY_TARGET_SUFFIX = ".notify"

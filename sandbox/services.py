@@ -262,13 +262,15 @@ def refund_request(
     processing_queries: int = 0,
     refund_id: str = "",
     notify_url: str = "",
+    wire: dict | None = None,
 ) -> tuple[Refund, bool]:
     """Refund part of a paid trade under the merchant's refund number.
 
     Returns (refund, created). The same number with the same amount is a
     replay: nothing moves and `created` is False. With `processing_queries`
     the refund waits, unsettled, for that many refund queries. `refund_id`
-    is the provider's number (default: 28 random hex digits). Raises
+    is the provider's number (default: 28 random hex digits); `wire` its
+    request details (UnionPay's txnTime). Raises
     RefundConflict (same number, other amount), TradeNotRefundable (unpaid
     or fully refunded) or RefundExceedsRefundable.
     """
@@ -292,6 +294,7 @@ def refund_request(
             amount_minor=amount_minor,
             reason=reason,
             notify_url=notify_url,
+            wire=wire or {},
             status=Refund.Status.PROCESSING,
             pending_queries=processing_queries,
             created_at=provider_now(),

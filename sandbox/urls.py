@@ -3,6 +3,7 @@ from django.urls import URLPattern, URLResolver, include, path, re_path
 
 from sandbox import control
 from sandbox.alipay import urls as alipay_urls
+from sandbox.unionpay import urls as unionpay_urls
 from sandbox.wechatpay import urls as wechatpay_urls
 from sandbox.wechatpay.v2 import urls as wechatpay_v2_urls
 
@@ -19,6 +20,7 @@ control_urlpatterns: list[URLPattern | URLResolver] = [
     re_path(r"^notifications/send-now/?$", control.notifications_send_now_view),
     path("alipay/", include(alipay_urls.control_urlpatterns)),
     path("wechatpay/", include(wechatpay_urls.control_urlpatterns)),
+    path("unionpay/", include(unionpay_urls.control_urlpatterns)),
 ]
 
 urlpatterns = [
@@ -27,4 +29,5 @@ urlpatterns = [
     path("wechatpay/v3/", include(wechatpay_urls.v3_urlpatterns)),
     path("wechatpay/", include(wechatpay_urls.urlpatterns)),
     path("wechatpay/", include(wechatpay_v2_urls.urlpatterns)),
+    path("unionpay/", include(unionpay_urls.urlpatterns)),
 ]

@@ -76,6 +76,13 @@ def sandbox_gateway_options(base: dict, sandbox: SandboxProcess) -> dict:
         public_key_path=str(keys / "wechatpay" / "platform_public_key.pem"),
         api_base=sandbox.url("/wechatpay"),
     )
+    options["unionpay"].update(
+        sign_cert_path=str(keys / "unionpay" / "merchant_sign.pfx"),
+        sign_cert_password="000000",
+        verify_cert_path=str(keys / "unionpay" / "verify_chain.pem"),
+        gateway_base=sandbox.url("/unionpay/gateway/api"),
+        file_transfer_url=sandbox.url("/unionpay/filetransfer/"),
+    )
     return options
 
 
@@ -109,7 +116,7 @@ def shop_sandbox(gateway_sandbox, live_server, settings):
     """
     gateway_sandbox.control("POST", "reset", {"settings": True})
     settings.SITE_URL = live_server.url
-    settings.PAYMENT_GATEWAYS = ["alipay", "wechatpay"]
+    settings.PAYMENT_GATEWAYS = ["alipay", "wechatpay", "unionpay"]
     settings.GATEWAY_OPTIONS = sandbox_gateway_options(settings.GATEWAY_OPTIONS, gateway_sandbox)
     reset_gateway_cache()
     yield gateway_sandbox

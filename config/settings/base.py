@@ -253,6 +253,7 @@ PAYMENT_GATEWAYS = env.list("PAYMENT_GATEWAYS", default=["alipay", "wechatpay", 
 GATEWAY_CLASSES = {
     "alipay": "payments.gateways.alipay.AlipayGateway",
     "wechatpay": "payments.gateways.wechatpay.WechatPayGateway",
+    "unionpay": "payments.gateways.unionpay.UnionPayGateway",
 }
 
 # The sandbox gateway (`python -m sandbox`) and the keys it generates are the
@@ -313,6 +314,30 @@ GATEWAY_OPTIONS = {
         # Paths such as /v3/pay/transactions/native are appended; the signed
         # path includes this base's own path (e.g. /wechatpay/v3/...).
         "api_base": env("WECHATPAY_API_BASE", default=f"{SANDBOX_URL}/wechatpay"),
+        "connect_timeout": GATEWAY_HTTP_CONNECT_TIMEOUT,
+        "read_timeout": GATEWAY_HTTP_READ_TIMEOUT,
+    },
+    "unionpay": {
+        "mer_id": env("UNIONPAY_MER_ID", default="898110000000001"),
+        # The merchant's PKCS#12 signing certificate and its password. The
+        # default password is the sandbox's published throwaway value.
+        "sign_cert_path": env(
+            "UNIONPAY_SIGN_KEY_PATH", default=str(SANDBOX_KEYS_DIR / "unionpay" / "merchant_sign.pfx")
+        ),
+        "sign_cert_password": env("UNIONPAY_SIGN_KEY_PASSWORD", default="000000"),
+        # Optional: the certId; when set it must be the certificate's serial.
+        "sign_cert_id": env("UNIONPAY_SIGN_CERT_ID", default=""),
+        # UnionPay's middle and root certificates in one PEM file: every
+        # answer's signPubKeyCert must chain to them.
+        "verify_cert_path": env(
+            "UNIONPAY_VERIFY_CERT_PATH", default=str(SANDBOX_KEYS_DIR / "unionpay" / "verify_chain.pem")
+        ),
+        # frontTransReq.do, backTransReq.do and queryTrans.do are appended
+        # (production: https://gateway.95516.com/gateway/api).
+        "gateway_base": env("UNIONPAY_GATEWAY_BASE", default=f"{SANDBOX_URL}/unionpay/gateway/api"),
+        # The settlement file comes from another host (production:
+        # https://filedownload.95516.com/).
+        "file_transfer_url": env("UNIONPAY_FILE_TRANSFER_URL", default=f"{SANDBOX_URL}/unionpay/filetransfer/"),
         "connect_timeout": GATEWAY_HTTP_CONNECT_TIMEOUT,
         "read_timeout": GATEWAY_HTTP_READ_TIMEOUT,
     },

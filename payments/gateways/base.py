@@ -36,6 +36,63 @@ class PayMethod(enum.StrEnum):
     QR = "qr"  # the shop shows a QR code that the shopper scans with the provider's app
 
 
+class ReturnMethod(enum.StrEnum):
+    """How the shopper's browser comes back to `return_url`."""
+
+    GET = "GET"  # a redirect with the result in the query string (Alipay, WeChat Pay H5)
+    POST = "POST"  # a form the provider's page posts (UnionPay frontUrl): CSRF-exempt, verified
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a provider does, declared by its adapter and asked by the services.
+
+    The services never try a call and catch NotImplementedError: they read
+    these and take the provider's way.
+    """
+
+    methods: frozenset[PayMethod]
+    # Can an unpaid trade be closed at the provider (close_payment)? Without
+    # it, the deadline sent with the payment (PaymentRequest.expires_at) is
+    # what stops the shopper paying: once it has passed, a query that finds
+    # no payment is final and the attempt closes in the shop alone.
+    closes_trades: bool = True
+    # How soon after creating a trade the provider accepts its close.
+    close_delay: timedelta = timedelta(0)
+    # How the browser comes back to return_url.
+    return_method: ReturnMethod = ReturnMethod.GET
+    # Does the provider send refund notifications (parse_refund_notification)?
+    notifies_refunds: bool = False
+    # May a refund that failed be sent again under its own number? When not,
+    # a retry gets a new number (the provider keeps the failed one for good).
+    refund_number_reusable_after_failure: bool = True
+
+
+@dataclass(frozen=True)
+class TradeReference:
+    """How a provider knows one attempt: our number, the time of its request,
+    and the provider's own number once it gave one.
+
+    `requested_at` is stored with the attempt before the first call and never
+    changes: some providers (UnionPay: orderId + txnTime) identify a trade by
+    both, so every later query must send the same time.
+    """
+
+    out_trade_no: str
+    requested_at: datetime
+    gateway_trade_no: str = ""
+
+
+@dataclass(frozen=True)
+class RefundReference:
+    """How a provider knows one refund: its number, the time it was first
+    submitted under that number, and the payment it gives money back from."""
+
+    out_refund_no: str
+    submitted_at: datetime
+    payment: TradeReference
+
+
 class ActionKind(enum.StrEnum):
     REDIRECT = "redirect"  # send the browser to `url` (GET)
     FORM = "form"  # POST `form_fields` to `url` from an auto-submitting form
@@ -57,6 +114,9 @@ class PaymentRequest:
     quit_url: str = ""
     client_ip: str = ""
     description: str = ""
+    # The attempt's stable request time (TradeReference.requested_at); a
+    # provider that identifies trades by time sends it (UnionPay txnTime).
+    requested_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +187,11 @@ class PaymentNotification:
     # WeChat Pay notification id); unique per provider in the inbox.
     dedupe_key: str
     paid_at: datetime | None = None
+    # The request time the provider echoes, when it identifies trades by
+    # number and time (UnionPay txnTime): the services check it is the
+    # attempt's own, so a notification of another transaction under the
+    # same number is refused.
+    requested_at: datetime | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -152,6 +217,9 @@ class RefundRequest:
     reason: str = ""
     notify_url: str = ""
     gateway_trade_no: str = ""
+    # The refund's submission time under this number (RefundReference.
+    # submitted_at); the same on every retry.
+    requested_at: datetime | None = None
 
 
 @dataclass(frozen=True)
@@ -167,7 +235,12 @@ class RefundState:
 
 @dataclass(frozen=True)
 class RefundNotification:
-    """A verified refund notification, already checked to be for our merchant."""
+    """A verified refund notification, already checked to be for our merchant.
+
+    It names the payment by whatever the provider sends: our out_trade_no,
+    or only the provider's trade number (UnionPay origQryId); "" when not
+    sent. The refund itself is always named by our out_refund_no.
+    """
 
     out_trade_no: str
     out_refund_no: str
@@ -177,6 +250,9 @@ class RefundNotification:
     gateway_refund_id: str
     dedupe_key: str
     refunded_at: datetime | None = None
+    gateway_trade_no: str = ""
+    # The refund's request time as the provider echoes it (UnionPay txnTime).
+    requested_at: datetime | None = None
     raw: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -229,9 +305,8 @@ class Gateway(ABC):
     code: ClassVar[str]
     # Shown to shoppers: a lazy translation (gettext_lazy) or a plain str.
     display_name: ClassVar[StrOrPromise]
-    methods: ClassVar[frozenset[PayMethod]]
-    # Some providers refuse to close a trade this soon after creating it.
-    min_close_delay: ClassVar[timedelta] = timedelta(0)
+    # Set by every adapter class; an instance may narrow its own (the fake).
+    capabilities: Capabilities
     # Option names (keys of the options mapping) that must be set.
     required_options: ClassVar[tuple[str, ...]] = ()
 
@@ -285,21 +360,30 @@ class Gateway(ABC):
     def start_payment(self, request: PaymentRequest) -> PaymentAction:
         """Create the payment at the provider (or sign the redirect); say how to pay."""
 
+    @property
+    def methods(self) -> frozenset[PayMethod]:
+        return self.capabilities.methods
+
     @abstractmethod
-    def query_payment(self, out_trade_no: str) -> TradeState:
+    def query_payment(self, reference: TradeReference) -> TradeState:
         """Ask the provider for the trade's state. Never guesses: unknown raises."""
 
     @abstractmethod
-    def close_payment(self, out_trade_no: str) -> CloseOutcome:
-        """Close an unpaid trade so that it can no longer be paid."""
+    def close_payment(self, reference: TradeReference) -> CloseOutcome:
+        """Close an unpaid trade so that it can no longer be paid.
 
+        Only called when `capabilities.closes_trades`.
+        """
+
+    @abstractmethod
     def parse_return(self, params: Mapping[str, str]) -> str:
         """Verify the browser's return parameters; return the out_trade_no.
 
-        The return proves nothing about payment: callers query before
-        believing anything. Raises InvalidNotification when forged.
+        `params` are the query string's, or the posted form's when
+        `capabilities.return_method` is POST. The return proves nothing about
+        payment: callers query before believing anything. Raises
+        InvalidNotification when forged.
         """
-        raise NotImplementedError
 
     # -- notifications --------------------------------------------------------
 
@@ -313,7 +397,9 @@ class Gateway(ABC):
         """
 
     def parse_refund_notification(self, raw: RawNotification) -> RefundNotification:
-        raise NotImplementedError
+        """Verify and read a refund notification; only called when
+        `capabilities.notifies_refunds`. Raises InvalidNotification."""
+        raise NotImplementedError(f"{self.code} sends no refund notifications")
 
     @abstractmethod
     def acknowledge(self) -> Acknowledgement:
@@ -330,7 +416,7 @@ class Gateway(ABC):
         """Ask for a refund under `out_refund_no`; the same number never refunds twice."""
 
     @abstractmethod
-    def query_refund(self, *, out_trade_no: str, out_refund_no: str) -> RefundState:
+    def query_refund(self, reference: RefundReference) -> RefundState:
         """Ask the provider for the refund's state."""
 
     # -- statements -----------------------------------------------------------

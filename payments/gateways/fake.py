@@ -2,25 +2,36 @@
 
 Like Django's locmem email backend: it keeps its trades in the instance and
 can be told to fail. End-to-end tests use the sandbox process instead.
-Notifications are JSON signed with an HMAC in the `X-Fake-Signature` header.
+It implements the whole interface: payments, browser returns, payment and
+refund notifications, refunds and statements. Notifications are JSON signed
+with an HMAC in the `X-Fake-Signature` header; returns carry an HMAC `sig`.
+
+Like a provider that names trades by number and time (UnionPay), it knows a
+trade by its out_trade_no together with the request time it was started
+with, and a refund by its number and submission time: a query with another
+time finds nothing. Tests narrow or widen `capabilities` on the instance to
+play providers that cannot close trades, return by POST, and so on.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
+import io
 import json
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import requests
 from django.utils import timezone
 
-from payments.exceptions import InvalidNotification
+from payments.exceptions import GatewayRejected, InvalidNotification, StatementFormatError
 from payments.gateways.base import (
     Acknowledgement,
     ActionKind,
+    Capabilities,
     CloseOutcome,
     Gateway,
     GatewayRefundStatus,
@@ -29,19 +40,45 @@ from payments.gateways.base import (
     PaymentRequest,
     PayMethod,
     RawNotification,
+    RefundNotification,
+    RefundReference,
     RefundRequest,
     RefundState,
+    StatementFile,
+    StatementLine,
+    StatementLineKind,
+    TradeReference,
     TradeState,
     TradeStatus,
 )
 
 SECRET = b"fake-gateway-secret"
+# What fetch_statement raises for a day without a bill (sub_code).
+NO_STATEMENT = "NO_STATEMENT"
+_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
+
+
+def _sign(body: bytes, *, forged: bool = False) -> str:
+    return hmac.new(b"wrong" if forged else SECRET, body, hashlib.sha256).hexdigest()
+
+
+def _time_text(moment: datetime | None) -> str:
+    return moment.strftime(_TIME_FORMAT) if moment is not None else ""
+
+
+def _time_value(text: Any) -> datetime | None:
+    if not text:
+        return None
+    return datetime.strptime(str(text), _TIME_FORMAT)
 
 
 class FakeGateway(Gateway):
     code = "fake"
     display_name = "Fake Pay"
-    methods = frozenset({PayMethod.PAGE, PayMethod.WAP, PayMethod.QR})
+    capabilities = Capabilities(
+        methods=frozenset({PayMethod.PAGE, PayMethod.WAP, PayMethod.QR}),
+        notifies_refunds=True,
+    )
 
     def __init__(
         self,
@@ -54,9 +91,14 @@ class FakeGateway(Gateway):
         self.reset()
 
     def reset(self) -> None:
+        self.capabilities = type(self).capabilities
         self.requests: dict[str, PaymentRequest] = {}
         self.trades: dict[str, TradeState] = {}
         self.refunds: dict[str, RefundState] = {}
+        # The submission time each refund number was first sent with, and
+        # the payment it refunds.
+        self.refund_times: dict[str, datetime | None] = {}
+        self.refund_payments: dict[str, str] = {}
         self.calls: list[tuple[str, str]] = []
         # method name -> exception to raise on its next call
         self.fail_next: dict[str, Exception] = {}
@@ -66,12 +108,26 @@ class FakeGateway(Gateway):
         self.refund_settles_as = GatewayRefundStatus.SUCCEEDED
         # Refunds that really moved money, by out_refund_no.
         self.refunds_executed: dict[str, int] = {}
+        # Statement days -> lines (what parse_statement returns).
+        self.statements: dict[date, list[StatementLine]] = {}
+
+    def with_capabilities(self, **changes: Any) -> FakeGateway:
+        """Play a provider that differs, e.g. `closes_trades=False`."""
+        self.capabilities = replace(self.capabilities, **changes)
+        return self
 
     def _call(self, name: str, reference: str) -> None:
         self.calls.append((name, reference))
         error = self.fail_next.pop(name, None)
         if error is not None:
             raise error
+
+    def _known(self, reference: TradeReference) -> bool:
+        """Is this the trade we were asked for: same number, same request time?"""
+        request = self.requests.get(reference.out_trade_no)
+        if request is None:
+            return False
+        return request.requested_at is None or request.requested_at == reference.requested_at
 
     # -- what a shopper or the provider does ---------------------------------
 
@@ -86,8 +142,10 @@ class FakeGateway(Gateway):
         )
 
     def notification(self, out_trade_no: str, *, notification_id: str | None = None, status: str = "succeeded",
-                     amount_minor: int | None = None, forged: bool = False) -> RawNotification:
+                     amount_minor: int | None = None, forged: bool = False,
+                     requested_at: datetime | None = None) -> RawNotification:
         trade = self.trades.get(out_trade_no)
+        request = self.requests.get(out_trade_no)
         body = json.dumps({
             "id": notification_id or f"N-{out_trade_no}-{status}",
             "out_trade_no": out_trade_no,
@@ -95,12 +153,44 @@ class FakeGateway(Gateway):
             "amount_minor": amount_minor if amount_minor is not None else (
                 trade.amount_minor if trade else self.requests[out_trade_no].amount_minor),
             "trade_no": f"FAKE{out_trade_no}",
+            "requested_at": _time_text(requested_at or (request.requested_at if request else None)),
         }).encode()
-        signature = hmac.new(b"wrong" if forged else SECRET, body, hashlib.sha256).hexdigest()
-        return RawNotification(body=body, headers={"X-Fake-Signature": signature,
+        return self._raw(body, forged=forged)
+
+    def refund_notification(self, out_refund_no: str, *, status: str = "succeeded", amount_minor: int | None = None,
+                            out_trade_no: str | None = None, gateway_trade_no: str = "", forged: bool = False,
+                            notification_id: str | None = None) -> RawNotification:
+        """What the provider posts when a refund ends (settles it here too).
+
+        It names the payment by our out_trade_no unless told otherwise, or
+        only by the provider's trade number (`out_trade_no=""`,
+        `gateway_trade_no=...`), as UnionPay does.
+        """
+        state = self.refunds[out_refund_no]
+        ended = replace(state, status=GatewayRefundStatus(status),
+                        refunded_at=timezone.now() if status == "succeeded" else None)
+        self.refunds[out_refund_no] = ended
+        body = json.dumps({
+            "id": notification_id or f"RN-{out_refund_no}-{status}",
+            "out_trade_no": self.refund_payments[out_refund_no] if out_trade_no is None else out_trade_no,
+            "out_refund_no": out_refund_no,
+            "status": status,
+            "amount_minor": state.amount_minor if amount_minor is None else amount_minor,
+            "refund_id": state.gateway_refund_id,
+            "trade_no": gateway_trade_no,
+            "requested_at": _time_text(self.refund_times.get(out_refund_no)),
+        }).encode()
+        return self._raw(body, forged=forged)
+
+    def _raw(self, body: bytes, *, forged: bool) -> RawNotification:
+        return RawNotification(body=body, headers={"X-Fake-Signature": _sign(body, forged=forged),
                                                    "Content-Type": "application/json"},
                                received_at=timezone.now(), content_type="application/json",
                                remote_addr="127.0.0.1")
+
+    def return_params(self, out_trade_no: str, *, forged: bool = False) -> dict[str, str]:
+        """The parameters the browser comes back with (query string or posted form)."""
+        return {"out_trade_no": out_trade_no, "sig": _sign(out_trade_no.encode(), forged=forged)}
 
     # -- the interface ------------------------------------------------------
 
@@ -111,12 +201,18 @@ class FakeGateway(Gateway):
             return PaymentAction(kind=ActionKind.QR, qr_content=f"fake://pay/{request.out_trade_no}")
         return PaymentAction(kind=ActionKind.REDIRECT, url=f"https://fake.invalid/pay/{request.out_trade_no}")
 
-    def query_payment(self, out_trade_no: str) -> TradeState:
-        self._call("query_payment", out_trade_no)
-        return self.trades.get(out_trade_no, TradeState(out_trade_no=out_trade_no, status=TradeStatus.NOT_FOUND))
+    def query_payment(self, reference: TradeReference) -> TradeState:
+        self._call("query_payment", reference.out_trade_no)
+        not_found = TradeState(out_trade_no=reference.out_trade_no, status=TradeStatus.NOT_FOUND)
+        if not self._known(reference):
+            return not_found
+        return self.trades.get(reference.out_trade_no, not_found)
 
-    def close_payment(self, out_trade_no: str) -> CloseOutcome:
+    def close_payment(self, reference: TradeReference) -> CloseOutcome:
+        out_trade_no = reference.out_trade_no
         self._call("close_payment", out_trade_no)
+        if not self.capabilities.closes_trades:
+            raise AssertionError("close_payment called on a gateway that cannot close trades")
         trade = self.trades.get(out_trade_no)
         if trade is None:
             return CloseOutcome.NOT_FOUND
@@ -126,16 +222,25 @@ class FakeGateway(Gateway):
         return CloseOutcome.CLOSED
 
     def parse_return(self, params: Mapping[str, str]) -> str:
-        if params.get("sig") != hmac.new(SECRET, params.get("out_trade_no", "").encode(), "sha256").hexdigest():
+        out_trade_no = params.get("out_trade_no", "")
+        if not hmac.compare_digest(params.get("sig", ""), _sign(out_trade_no.encode())):
             raise InvalidNotification("bad return signature")
-        return params["out_trade_no"]
+        return out_trade_no
 
-    def parse_notification(self, raw: RawNotification) -> PaymentNotification:
-        expected = hmac.new(SECRET, raw.body, hashlib.sha256).hexdigest()
-        if not hmac.compare_digest(expected, raw.header("X-Fake-Signature")):
+    def _verified_json(self, raw: RawNotification) -> dict[str, Any]:
+        if not hmac.compare_digest(_sign(raw.body), raw.header("X-Fake-Signature")):
             raise InvalidNotification("bad signature")
         try:
             data = json.loads(raw.body)
+        except ValueError as exc:
+            raise InvalidNotification(f"malformed: {exc}") from exc
+        if not isinstance(data, dict):
+            raise InvalidNotification("malformed: not an object")
+        return data
+
+    def parse_notification(self, raw: RawNotification) -> PaymentNotification:
+        data = self._verified_json(raw)
+        try:
             return PaymentNotification(
                 out_trade_no=data["out_trade_no"],
                 status=TradeStatus(data["status"]),
@@ -143,6 +248,26 @@ class FakeGateway(Gateway):
                 gateway_trade_no=data["trade_no"],
                 dedupe_key=data["id"],
                 paid_at=raw.received_at,
+                requested_at=_time_value(data.get("requested_at")),
+                raw=data,
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise InvalidNotification(f"malformed: {exc}") from exc
+
+    def parse_refund_notification(self, raw: RawNotification) -> RefundNotification:
+        data = self._verified_json(raw)
+        try:
+            return RefundNotification(
+                out_trade_no=data["out_trade_no"],
+                out_refund_no=data["out_refund_no"],
+                status=GatewayRefundStatus(data["status"]),
+                amount_minor=int(data["amount_minor"]),
+                total_minor=None,
+                gateway_refund_id=data["refund_id"],
+                dedupe_key=data["id"],
+                refunded_at=raw.received_at if data["status"] == "succeeded" else None,
+                gateway_trade_no=data.get("trade_no", ""),
+                requested_at=_time_value(data.get("requested_at")),
                 raw=data,
             )
         except (ValueError, KeyError, TypeError) as exc:
@@ -160,18 +285,55 @@ class FakeGateway(Gateway):
         if state is None:
             # Like the real providers: one out_refund_no moves money once.
             self.refunds_executed[request.out_refund_no] = request.amount_minor
+            self.refund_times[request.out_refund_no] = request.requested_at
+            self.refund_payments[request.out_refund_no] = request.out_trade_no
             state = RefundState(out_refund_no=request.out_refund_no, status=self.refund_outcome,
                                 amount_minor=request.amount_minor, gateway_refund_id=f"R{request.out_refund_no}",
                                 refunded_at=timezone.now() if self.refund_outcome == GatewayRefundStatus.SUCCEEDED else None)
             self.refunds[request.out_refund_no] = state
         return state
 
-    def query_refund(self, *, out_trade_no: str, out_refund_no: str) -> RefundState:
+    def query_refund(self, reference: RefundReference) -> RefundState:
+        out_refund_no = reference.out_refund_no
         self._call("query_refund", out_refund_no)
         state = self.refunds.get(out_refund_no)
-        if state is None:
+        sent_at = self.refund_times.get(out_refund_no)
+        if state is None or (sent_at is not None and sent_at != reference.submitted_at):
             return RefundState(out_refund_no=out_refund_no, status=GatewayRefundStatus.NOT_FOUND)
         if state.status == GatewayRefundStatus.PROCESSING:
-            state = replace(state, status=self.refund_settles_as, refunded_at=timezone.now())
+            state = replace(state, status=self.refund_settles_as,
+                            refunded_at=timezone.now() if self.refund_settles_as == GatewayRefundStatus.SUCCEEDED
+                            else None)
             self.refunds[out_refund_no] = state
         return state
+
+    # -- statements -----------------------------------------------------------
+
+    def fetch_statement(self, day: date) -> StatementFile:
+        """The day's lines as a ZIP of JSON; no bill: GatewayRejected(sub_code=NO_STATEMENT)."""
+        self._call("fetch_statement", day.isoformat())
+        lines = self.statements.get(day)
+        if lines is None:
+            raise GatewayRejected(f"no bill for {day}", code="fake", sub_code=NO_STATEMENT)
+        rows = [{"kind": line.kind, "out_trade_no": line.out_trade_no, "gateway_trade_no": line.gateway_trade_no,
+                 "amount_minor": line.amount_minor, "out_refund_no": line.out_refund_no,
+                 "gateway_refund_id": line.gateway_refund_id, "fee_minor": line.fee_minor} for line in lines]
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            archive.writestr("lines.json", json.dumps({"count": len(rows), "lines": rows}))
+        return StatementFile(day=day, filename=f"fake_{day:%Y%m%d}.zip", content=buffer.getvalue())
+
+    def parse_statement(self, statement: StatementFile) -> list[StatementLine]:
+        try:
+            with zipfile.ZipFile(io.BytesIO(statement.content)) as archive:
+                data = json.loads(archive.read("lines.json"))
+            lines = [StatementLine(kind=StatementLineKind(row["kind"]), out_trade_no=row["out_trade_no"],
+                                   gateway_trade_no=row["gateway_trade_no"], amount_minor=int(row["amount_minor"]),
+                                   out_refund_no=row["out_refund_no"], gateway_refund_id=row["gateway_refund_id"],
+                                   fee_minor=int(row["fee_minor"]), raw=row)
+                     for row in data["lines"]]
+        except (zipfile.BadZipFile, KeyError, ValueError, TypeError) as exc:
+            raise StatementFormatError(f"fake bill: {exc}") from exc
+        if len(lines) != data["count"]:
+            raise StatementFormatError(f"fake bill: {len(lines)} lines, its count says {data['count']}")
+        return lines

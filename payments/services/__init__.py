@@ -11,6 +11,7 @@ commit, call, then apply the answer in a new short transaction.
                      janitor's sweep of open attempts (lost notifications)
     trade_state.py   how a verified trade state changes the attempt and its order
     expiry.py        what an expired order needs from payments before it closes
+    references.py    payment_reference: how a gateway is told which attempt
     confirmation.py  the shopper's payment email
     lifecycle.py     PAYMENT_TRANSITIONS moved under a lock, with events
 
@@ -27,6 +28,7 @@ from payments.services.inbox import (
     payment_apply_notification,
 )
 from payments.services.lifecycle import PAYMENT_LIFECYCLE, payment_move, payment_record_event
+from payments.services.references import payment_reference
 from payments.services.sync import (
     JANITOR,
     payment_close_at_gateway,
@@ -51,6 +53,7 @@ __all__ = [
     "payment_move",
     "payment_query_delay",
     "payment_record_event",
+    "payment_reference",
     "payment_send_confirmation",
     "payment_start",
     "payment_sync",

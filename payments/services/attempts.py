@@ -78,6 +78,8 @@ def _attempt_create(*, order_id: int, gateway_code: str, method: PayMethod, acto
             amount_minor=order.total_minor,
             currency=order.currency,
             expires_at=order.expires_at,
+            # Whole seconds: the finest any provider's wire time carries.
+            requested_at=timezone.now().replace(microsecond=0),
             next_query_at=timezone.now() + payment_query_delay(0),
         )
         PaymentEvent.objects.create(
@@ -103,6 +105,7 @@ def _payment_request(payment: Payment, *, client_ip: str) -> PaymentRequest:
         expires_at=payment.expires_at,
         client_ip=client_ip,
         description=f"Order {order.order_no}",
+        requested_at=payment.requested_at,
     )
 
 

@@ -22,20 +22,21 @@ def order_attempts_close(order: Order, now: datetime) -> bool:
 
     False keeps the order open until the next sweep: a gateway that cannot
     be reached, one that refuses a close this soon after the attempt was
-    created, or an attempt that turns out to be paid (the order is paid
-    then). A gateway that refuses the close for good is written to the
-    attempt's log and does not hold the order: holding its stock forever
+    created, an attempt that turns out to be paid (the order is paid then),
+    or, at a gateway that cannot close trades, one still in flight. A
+    gateway that refuses the close for good is written to the attempt's log and does not hold the order: holding its stock forever
     would protect nothing, because the attempt stays open and queried, and
     should it ever be paid, that payment is late and refunded automatically.
     """
     for payment in order.payments.filter(status__in=OPEN_STATUSES):
         gateway = get_gateway(payment.gateway)
-        if now < payment.created_at + gateway.min_close_delay:
+        if gateway.capabilities.closes_trades and now < payment.created_at + gateway.capabilities.close_delay:
             logger.info("order %s: %s too young to close at %s", order.order_no, payment.out_trade_no,
                         payment.gateway)
             return False
         try:
-            payment = payment_close_at_gateway(payment_id=payment.pk, actor=JANITOR, reason="order timed out")
+            payment = payment_close_at_gateway(payment_id=payment.pk, actor=JANITOR, reason="order timed out",
+                                               now=now)
         except GatewayUnavailable as exc:
             logger.warning("order %s: closing %s failed, retrying later: %s", order.order_no,
                            payment.out_trade_no, exc)
@@ -47,5 +48,10 @@ def order_attempts_close(order: Order, now: datetime) -> bool:
                          order.order_no, payment.gateway, payment.out_trade_no, exc)
             continue
         if payment.status == PaymentStatus.SUCCEEDED:
+            return False
+        if payment.is_open:
+            # A gateway that cannot close trades still has it in flight.
+            logger.info("order %s: %s is still open at %s; waiting for its outcome", order.order_no,
+                        payment.out_trade_no, payment.gateway)
             return False
     return True

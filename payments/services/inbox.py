@@ -11,6 +11,7 @@ refunds/services/notifications.py. Each row ends with one outcome
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from django.db import IntegrityError, transaction
 from django.db.models import F
@@ -99,7 +100,8 @@ def notification_process(*, notification: GatewayNotification) -> Acknowledgemen
     )
     try:
         with transaction.atomic():
-            outcome = _claim_and_apply(notification, dedupe_key=parsed.dedupe_key, state=state)
+            outcome = _claim_and_apply(notification, dedupe_key=parsed.dedupe_key, state=state,
+                                       requested_at=parsed.requested_at)
     except (UnknownTrade, AmountMismatch) as exc:
         _finish(notification, NotificationOutcome.REJECTED, detail=str(exc), verified=True,
                 out_trade_no=parsed.out_trade_no)
@@ -117,7 +119,8 @@ def notification_process(*, notification: GatewayNotification) -> Acknowledgemen
     return gateway.acknowledge()
 
 
-def _claim_and_apply(notification: GatewayNotification, *, dedupe_key: str, state: TradeState) -> str:
+def _claim_and_apply(notification: GatewayNotification, *, dedupe_key: str, state: TradeState,
+                     requested_at: datetime | None) -> str:
     """Inside one transaction: claim the dedupe key, then apply under locks.
 
     The claim and the apply commit together, so a crash while applying
@@ -143,12 +146,18 @@ def _claim_and_apply(notification: GatewayNotification, *, dedupe_key: str, stat
         )
         return NotificationOutcome.DUPLICATE
 
-    payment_id = (
+    found = (
         Payment.objects.filter(out_trade_no=state.out_trade_no, gateway=gateway_code)
-        .values_list("pk", flat=True).first()
+        .values_list("pk", "requested_at").first()
     )
-    if payment_id is None:
+    if found is None:
         raise UnknownTrade(f"no {gateway_code} payment {state.out_trade_no}")
+    payment_id, our_requested_at = found
+    if requested_at is not None and requested_at != our_requested_at:
+        # The same number at another time is another transaction (UnionPay
+        # orderId + txnTime): not one we started.
+        raise UnknownTrade(f"{gateway_code} payment {state.out_trade_no} was requested at "
+                           f"{our_requested_at.isoformat()}, the notification names {requested_at.isoformat()}")
     payment, order = payment_and_order_for_update(payment_id=payment_id)
     changed = trade_state_apply(payment, order, state=state, actor=Actor.gateway(gateway_code),
                                 notification=notification)

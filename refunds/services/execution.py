@@ -20,8 +20,9 @@ from django.utils import timezone
 
 from payments.exceptions import AmountMismatch, GatewayRejected, GatewayUnavailable
 from payments.gateways import get_gateway
-from payments.gateways.base import GatewayRefundStatus, RefundRequest, RefundState
+from payments.gateways.base import GatewayRefundStatus, RefundReference, RefundRequest, RefundState
 from payments.models import GatewayNotification
+from payments.services import payment_reference
 from refunds import metrics
 from refunds.exceptions import InvalidRefundTransition, RejectNoteRequired
 from refunds.lock_objects import refund_for_update
@@ -51,9 +52,10 @@ def poll_delay(poll_count: int) -> timedelta:
 def refund_submit(*, refund_id: int) -> Refund:
     """Send an approved refund to its gateway, or send a processing one again.
 
-    The same out_refund_no every time, so the gateway refunds at most once.
-    Raises GatewayUnavailable when the outcome is unknown (the caller retries
-    with backoff); a final refusal marks the refund failed.
+    The same out_refund_no and submission time every time, so the gateway
+    refunds at most once. Raises GatewayUnavailable when the outcome is
+    unknown (the caller retries with backoff); a final refusal marks the
+    refund failed.
     """
     with transaction.atomic():
         refund, _balance, _order = refund_for_update(refund_id=refund_id)
@@ -61,9 +63,14 @@ def refund_submit(*, refund_id: int) -> Refund:
             refund_move(refund, to_status=RefundStatus.PROCESSING, actor=SYSTEM, reason="sent to the gateway")
         elif refund.status != RefundStatus.PROCESSING:
             return refund
+        if refund.submitted_at is None:
+            # Committed before the call, like the number: a retry after a
+            # crash sends the same time.
+            refund.submitted_at = timezone.now().replace(microsecond=0)
         Refund.objects.filter(pk=refund.pk).update(
             submit_count=F("submit_count") + 1,
             next_poll_at=timezone.now() + poll_delay(0),
+            submitted_at=refund.submitted_at,
         )
     payment = refund.payment
     gateway = get_gateway(payment.gateway)
@@ -88,6 +95,18 @@ def _refund_request(refund: Refund) -> RefundRequest:
         reason=refund.gateway_reason,
         notify_url=f"{settings.SITE_URL}/refunds/{payment.gateway}/notify/",
         gateway_trade_no=payment.gateway_trade_no,
+        requested_at=refund.submitted_at,
+    )
+
+
+def refund_reference(refund: Refund) -> RefundReference:
+    """The refund as the gateway knows it: number, submission time, payment."""
+    return RefundReference(
+        out_refund_no=refund.out_refund_no,
+        # A refund polled before it was ever sent is unknown at the gateway
+        # under any time; the poll then submits it (refund_poll).
+        submitted_at=refund.submitted_at or refund.created_at.replace(microsecond=0),
+        payment=payment_reference(refund.payment),
     )
 
 
@@ -172,13 +191,15 @@ def _retry_refund_no(refund: Refund) -> str:
 
 
 def refund_retry(*, refund_id: int, staff: Any) -> Refund:
-    """Staff retry a failed refund under the same out_refund_no.
+    """Staff retry a failed refund, under the same out_refund_no where the gateway allows.
 
     Reserves the amount again (refused if meanwhile no longer available).
     A refund the gateway CLOSED (WeChat Pay) is over for good under its
-    number: the gateway would only answer the closed refund again. It is
-    retried under a new number (no money moved under the old one); the
-    event records the old number.
+    number, and a gateway whose capabilities say failed refund numbers are
+    not reusable (UnionPay) keeps every failed one: the gateway would only
+    answer the failed refund again. It is retried under a new number with a
+    new submission time (no money moved under the old one); the event
+    records the old number.
     """
     require_reviewer(staff)
     with transaction.atomic():
@@ -188,9 +209,11 @@ def refund_retry(*, refund_id: int, staff: Any) -> Refund:
         balance_reserve(balance, refund)
         extra_fields: dict[str, Any] = {"gave_up_at": None, "poll_count": 0}
         detail = {}
-        if refund.gateway_status == GatewayRefundStatus.CLOSED:
+        reusable = get_gateway(refund.payment.gateway).capabilities.refund_number_reusable_after_failure
+        if refund.gateway_status == GatewayRefundStatus.CLOSED or not reusable:
             detail = {"closed_out_refund_no": refund.out_refund_no}
-            extra_fields.update(out_refund_no=_retry_refund_no(refund), gateway_status="", gateway_refund_id="")
+            extra_fields.update(out_refund_no=_retry_refund_no(refund), gateway_status="", gateway_refund_id="",
+                                submitted_at=None)
         refund_move(refund, to_status=RefundStatus.PROCESSING, actor=Actor.staff(staff), reason="retry by staff",
                     detail=detail, extra_fields=extra_fields)
         order_refund_state_sync(order, actor=Actor.staff(staff))

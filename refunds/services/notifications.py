@@ -1,4 +1,4 @@
-"""Refund notifications (WeChat Pay; Alipay answers refunds synchronously).
+"""Refund notifications (WeChat Pay, UnionPay; Alipay answers refunds synchronously).
 
 They go through the same inbox as payment notifications
 (payments/services/inbox.py): stored raw first, verified by the adapter,
@@ -38,13 +38,14 @@ def refund_apply_notification(*, gateway_code: str, raw: RawNotification) -> Ack
         logger.warning("%s refund notification #%s rejected: %s", gateway_code, notification.pk, exc.reason)
         return gateway.reject(exc.reason)
 
+    # Our refund numbers are unique: the number finds the refund, and what
+    # else the notification says of the payment must agree with it.
     refund = Refund.objects.select_related("payment").filter(
-        out_refund_no=parsed.out_refund_no, payment__out_trade_no=parsed.out_trade_no,
-        payment__gateway=gateway_code).first()
+        out_refund_no=parsed.out_refund_no, payment__gateway=gateway_code).first()
     problem = _mismatch(parsed, refund)
     if problem or refund is None:
         notification_outcome_record(notification, NotificationOutcome.REJECTED, detail=problem, verified=True,
-                                    out_trade_no=parsed.out_trade_no)
+                                    out_trade_no=refund.payment.out_trade_no if refund else parsed.out_trade_no)
         logger.error("%s refund notification #%s rejected: %s", gateway_code, notification.pk, problem)
         return gateway.reject(problem)
     _claim_and_apply(notification, refund=refund, parsed=parsed, actor=Actor.gateway(gateway_code))
@@ -53,8 +54,20 @@ def refund_apply_notification(*, gateway_code: str, raw: RawNotification) -> Ack
 
 def _mismatch(parsed: RefundNotification, refund: Refund | None) -> str:
     """Why a verified notification cannot be about this refund ("" when it can)."""
+    payment_named = parsed.out_trade_no or parsed.gateway_trade_no
     if refund is None:
-        return f"no refund {parsed.out_refund_no} of {parsed.out_trade_no}"
+        return f"no refund {parsed.out_refund_no} of {payment_named}"
+    if parsed.out_trade_no and parsed.out_trade_no != refund.payment.out_trade_no:
+        return f"{parsed.out_refund_no} refunds {refund.payment.out_trade_no}, not {parsed.out_trade_no}"
+    if parsed.gateway_trade_no and parsed.gateway_trade_no != refund.payment.gateway_trade_no:
+        return f"{parsed.out_refund_no} refunds gateway trade {refund.payment.gateway_trade_no!r}, " \
+               f"not {parsed.gateway_trade_no!r}"
+    if not payment_named:
+        return f"{parsed.out_refund_no}: the notification names no payment"
+    if parsed.requested_at is not None and parsed.requested_at != refund.submitted_at:
+        # The same number at another time is another transaction (UnionPay).
+        return f"{parsed.out_refund_no} was submitted at {refund.submitted_at}, the notification names " \
+               f"{parsed.requested_at}"
     if parsed.amount_minor != refund.amount_minor:
         return f"{parsed.out_refund_no}: amount {parsed.amount_minor}, ours {refund.amount_minor}"
     if parsed.total_minor is not None and parsed.total_minor != refund.payment.amount_minor:
@@ -75,7 +88,7 @@ def _claim_and_apply(notification: GatewayNotification, *, refund: Refund, parse
                 with transaction.atomic():
                     GatewayNotification.objects.filter(pk=notification.pk).update(
                         dedupe_key=f"refund:{parsed.dedupe_key}", verified=True,
-                        out_trade_no=parsed.out_trade_no, payment=refund.payment)
+                        out_trade_no=refund.payment.out_trade_no, payment=refund.payment)
             except IntegrityError:
                 duplicate = True
             else:
@@ -85,11 +98,11 @@ def _claim_and_apply(notification: GatewayNotification, *, refund: Refund, parse
                 # settled also sees which notification settled it.
                 outcome = NotificationOutcome.APPLIED if after.status != before else NotificationOutcome.UNCHANGED
                 notification_outcome_record(notification, outcome, detail=f"refund {after.status}", verified=True,
-                                            out_trade_no=parsed.out_trade_no)
+                                            out_trade_no=refund.payment.out_trade_no)
     except Exception as exc:
         notification_outcome_record(notification, NotificationOutcome.FAILED, detail=repr(exc), verified=True)
         logger.exception("%s refund notification #%s failed", notification.gateway, notification.pk)
         raise
     if duplicate:
         notification_outcome_record(notification, NotificationOutcome.DUPLICATE, detail="repeat of an earlier one",
-                                    verified=True, out_trade_no=parsed.out_trade_no)
+                                    verified=True, out_trade_no=refund.payment.out_trade_no)

@@ -12,7 +12,13 @@ from payments.exceptions import AmountMismatch, GatewayError
 from payments.gateways import get_gateway
 from payments.gateways.base import GatewayRefundStatus
 from refunds.models import Refund, RefundStatus
-from refunds.services.execution import note_gateway_error, poll_delay, refund_apply_state, refund_submit
+from refunds.services.execution import (
+    note_gateway_error,
+    poll_delay,
+    refund_apply_state,
+    refund_reference,
+    refund_submit,
+)
 from shop.actors import Actor
 
 logger = logging.getLogger(__name__)
@@ -26,7 +32,7 @@ def refund_poll(*, refund_id: int) -> Refund:
     """
     refund = Refund.objects.select_related("payment").get(pk=refund_id)
     gateway = get_gateway(refund.payment.gateway)
-    state = gateway.query_refund(out_trade_no=refund.payment.out_trade_no, out_refund_no=refund.out_refund_no)
+    state = gateway.query_refund(refund_reference(refund))
     if state.status == GatewayRefundStatus.NOT_FOUND:
         return refund_submit(refund_id=refund_id)
     return refund_apply_state(refund_id=refund_id, state=state, actor=Actor.system("refund-poll"))

@@ -8,7 +8,7 @@ from django.utils import timezone
 from orders.models import Order, OrderEvent, OrderStatus
 from orders.services import order_close, order_expire, order_mark_paid
 from payments.exceptions import GatewayRejected, GatewayUnavailable, InvalidPaymentTransition, OrderNotPayable
-from payments.gateways.base import PayMethod, TradeStatus
+from payments.gateways.base import PayMethod, TradeState, TradeStatus
 from payments.models import (
     PAYMENT_TRANSITIONS,
     GatewayNotification,
@@ -291,7 +291,7 @@ class TestExpiry:
 
     def test_an_unpaid_order_is_closed_at_the_gateway_then_locally(self, fake_gateway):
         payment, _ = start_payment(quantity=2, stock=5)
-        fake_gateway.trades[payment.out_trade_no] = fake_gateway.query_payment(payment.out_trade_no).__class__(
+        fake_gateway.trades[payment.out_trade_no] = TradeState(
             out_trade_no=payment.out_trade_no, status=TradeStatus.PENDING)
         order = order_expire(order_id=payment.order_id, now=self.expired(payment.order))
         assert order.status == OrderStatus.CLOSED

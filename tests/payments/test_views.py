@@ -32,6 +32,8 @@ def test_cashier_offers_redirect_and_qr(shopper_client, shopper):
 
 def test_cashier_hides_a_gateway_that_is_not_configured(shopper_client, shopper, settings):
     settings.PAYMENT_GATEWAYS = ["fake", "unionpay"]
+    settings.GATEWAY_OPTIONS = {**settings.GATEWAY_OPTIONS,
+                                "unionpay": {**settings.GATEWAY_OPTIONS["unionpay"], "sign_cert_path": "/nowhere.pfx"}}
     page = shopper_client.get(cashier_url(place_order(shopper=shopper))).content.decode()
     assert "unionpay" not in page
 

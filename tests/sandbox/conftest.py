@@ -3,7 +3,7 @@
 One sandbox process per test session (per xdist worker: the Alipay tests
 share the xdist group "sandbox", the WeChat Pay ones "sandbox-wechatpay", so
 that the two run side by side against their own processes), reset before
-every test; a merchant receiver per test. The WeChat Pay fixtures give the
+every test; a merchant receiver per test. The WeChat Pay and UnionPay fixtures give the
 shop's own adapter pointed at the sandbox, a test-side signer, and a
 receiver that groups notifications by their decrypted out_trade_no.
 """
@@ -80,5 +80,34 @@ def wx(sandbox):
 def wx_merchant():
     """A merchant receiver that groups WeChat notifications by their decrypted out_trade_no."""
     receiver = wechatpay_receiver().start()
+    yield receiver
+    receiver.stop()
+
+
+# -- UnionPay -------------------------------------------------------------------
+
+
+@pytest.fixture
+def unionpay(sandbox):
+    """The shop's UnionPay adapter, pointed at the sandbox (needs no database)."""
+    from tests.sandbox.unionpay_client import make_gateway
+
+    return make_gateway(sandbox)
+
+
+@pytest.fixture
+def up(sandbox):
+    """Our own test-side ACP signer, for deliberately wrong requests."""
+    from tests.sandbox.unionpay_client import UnionPayTestClient
+
+    return UnionPayTestClient(sandbox)
+
+
+@pytest.fixture
+def up_merchant():
+    """A merchant receiver that groups UnionPay posts by orderId (200 to everything)."""
+    from tests.sandbox.unionpay_client import unionpay_receiver
+
+    receiver = unionpay_receiver().start()
     yield receiver
     receiver.stop()

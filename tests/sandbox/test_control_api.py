@@ -22,7 +22,7 @@ def test_config_names_the_identities_and_fault_targets(sandbox):
     assert config["alipay"]["gateway_url"] == sandbox.alipay_gateway_url
     assert config["keys_dir"] == str(sandbox.keys_dir.resolve())
     assert "crash_after" in config["fault_targets"]["alipay.refund"]
-    assert config["providers"] == ["alipay", "wechatpay"]
+    assert config["providers"] == ["alipay", "unionpay", "wechatpay"]
     assert config["wechatpay"] == {
         "mchid": "1900000001",
         "appid": "wx8888888888888888",
@@ -88,7 +88,7 @@ def test_settings_change_at_runtime_and_bad_values_are_refused(sandbox):
     restored = sandbox.control("POST", "reset", {"settings": True})["settings"]
     assert restored["time_scale"] == 0.001
     assert restored["notify_schedules"]["alipay"] == [240, 600, 600, 3600, 7200, 21600, 54000]
-    assert restored["refund_processing_queries"] == {"alipay": 0, "wechatpay": 1}
+    assert restored["refund_processing_queries"] == {"alipay": 0, "wechatpay": 1, "unionpay": 1}
 
 
 def test_shopper_actions_on_unknown_or_paid_trades_are_refused(sandbox, alipay, merchant, out_trade_no):

@@ -43,9 +43,10 @@ def test_keys_are_generated_in_the_contract_layout_once(tmp_path):
     second_output = run_keys(keys_dir)
 
     assert sorted(path.name for path in (keys_dir / "alipay").iterdir()) == sorted(KEY_FILES)
-    assert sorted(path.name for path in keys_dir.iterdir()) == ["alipay", "wechatpay"]
+    assert sorted(path.name for path in keys_dir.iterdir()) == ["alipay", "unionpay", "wechatpay"]
     generated = [line for line in first_output.splitlines() if line.startswith("generated ")]
-    assert len(generated) == len(KEY_FILES) + len(WECHATPAY_KEY_FILES) + len(WECHATPAY_TLS_FILES)
+    # The Alipay and WeChat Pay key files, WeChat Pay v2's TLS files, nine UnionPay certificate files.
+    assert len(generated) == len(KEY_FILES) + len(WECHATPAY_KEY_FILES) + len(WECHATPAY_TLS_FILES) + 9
     assert not [line for line in second_output.splitlines() if line.startswith("generated ")]
     assert {name: (keys_dir / "alipay" / name).read_bytes() for name in KEY_FILES} == contents
     assert contents["app_private_key.pem"].startswith(b"-----BEGIN PRIVATE KEY-----")
@@ -108,7 +109,7 @@ def test_serve_settles_wechatpay_refunds_after_10_seconds_by_default(tmp_path, s
         other.control("POST", "settings", {"refund_settle_after_seconds": {"wechatpay": None}})
         restored = other.control("POST", "reset", {"settings": True})["settings"]["refund_settle_after_seconds"]
 
-    assert start == restored == {"alipay": None, "wechatpay": 10}
+    assert start == restored == {"alipay": None, "wechatpay": 10, "unionpay": 10}
     assert sandbox_process.control("GET", "settings")["refund_settle_after_seconds"]["wechatpay"] is None
 
 

@@ -3,6 +3,7 @@ import pytest
 
 from payments.exceptions import GatewayRejected, GatewayUnavailable
 from payments.gateways.base import CloseOutcome, TradeStatus
+from tests.gateway_references import trade_ref
 from tests.sandbox.wechatpay_client import MCHID
 from tests.sandbox.wechatpay_flows import paid_trade, prepay, wechat_trade
 
@@ -28,11 +29,11 @@ def test_a_close_within_five_minutes_of_the_order_is_refused(sandbox, wechatpay,
     refused = close(wx, out_trade_no)
     with pytest.raises(GatewayUnavailable):
         # RULE_LIMIT: the shop's janitor must try again later.
-        wechatpay.close_payment(out_trade_no)
+        wechatpay.close_payment(trade_ref(out_trade_no))
     later(sandbox, 299)
     still_refused = close(wx, out_trade_no)
     later(sandbox)
-    closed = wechatpay.close_payment(out_trade_no)
+    closed = wechatpay.close_payment(trade_ref(out_trade_no))
 
     assert (refused.status_code, refused.json()["code"]) == (403, "RULE_LIMIT")
     assert still_refused.json()["code"] == "RULE_LIMIT"
@@ -52,7 +53,7 @@ def test_the_close_window_is_time_scaled(sandbox, wechatpay, wx, wx_merchant, ou
     answer = sandbox.wait_for(accepted, what="the close to be accepted")
 
     assert answer.content == b""
-    assert wechatpay.query_payment(out_trade_no).status == TradeStatus.CLOSED
+    assert wechatpay.query_payment(trade_ref(out_trade_no)).status == TradeStatus.CLOSED
 
 
 def test_the_204_is_signed_over_an_empty_body(sandbox, wechatpay, wx, wx_merchant, out_trade_no):
@@ -70,15 +71,15 @@ def test_a_closed_order_cannot_be_paid_or_prepaid_again(sandbox, wechatpay, wx, 
     action = prepay(wechatpay, wx_merchant, out_trade_no)
     later(sandbox)
 
-    outcome = wechatpay.close_payment(out_trade_no)
+    outcome = wechatpay.close_payment(trade_ref(out_trade_no))
     page = shopper.open(action.qr_content)
     again = close(wx, out_trade_no)
 
     assert outcome == CloseOutcome.CLOSED
-    assert wechatpay.query_payment(out_trade_no).raw["trade_state"] == "CLOSED"
+    assert wechatpay.query_payment(trade_ref(out_trade_no)).raw["trade_state"] == "CLOSED"
     assert page.state == "closed" and not page.has("sandbox-pay")
     assert (again.status_code, again.json()["code"]) == (400, "ORDER_CLOSED")
-    assert wechatpay.close_payment(out_trade_no) == CloseOutcome.CLOSED
+    assert wechatpay.close_payment(trade_ref(out_trade_no)) == CloseOutcome.CLOSED
     with pytest.raises(GatewayRejected) as refused:
         prepay(wechatpay, wx_merchant, out_trade_no)
     assert refused.value.sub_code == "ORDER_CLOSED"
@@ -91,16 +92,16 @@ def test_closing_a_paid_order_answers_orderpaid(sandbox, wechatpay, wx, wx_merch
     response = close(wx, out_trade_no)
 
     assert (response.status_code, response.json()["code"]) == (400, "ORDERPAID")
-    assert wechatpay.close_payment(out_trade_no) == CloseOutcome.ALREADY_PAID
-    assert wechatpay.query_payment(out_trade_no).status == TradeStatus.SUCCEEDED
+    assert wechatpay.close_payment(trade_ref(out_trade_no)) == CloseOutcome.ALREADY_PAID
+    assert wechatpay.query_payment(trade_ref(out_trade_no)).status == TradeStatus.SUCCEEDED
 
 
 def test_closing_an_unknown_order_answers_204_and_the_number_is_dead(sandbox, wechatpay, wx, wx_merchant, out_trade_no):
     response = close(wx, out_trade_no)
 
     assert response.status_code == 204 and wx.answer_verifies(response)
-    assert wechatpay.query_payment(out_trade_no).status == TradeStatus.NOT_FOUND
-    assert wechatpay.close_payment(out_trade_no) == CloseOutcome.NOT_FOUND
+    assert wechatpay.query_payment(trade_ref(out_trade_no)).status == TradeStatus.NOT_FOUND
+    assert wechatpay.close_payment(trade_ref(out_trade_no)) == CloseOutcome.NOT_FOUND
     with pytest.raises(GatewayRejected) as refused:
         prepay(wechatpay, wx_merchant, out_trade_no)
     assert refused.value.sub_code == "ORDER_CLOSED"

@@ -3,6 +3,7 @@ and the shopper's actions without a browser."""
 import pytest
 
 from payments.gateways.base import TradeStatus
+from tests.gateway_references import trade_ref
 from tests.sandbox.flows import new_out_trade_no
 from tests.sandbox.flows import paid_trade as alipay_paid_trade
 from tests.sandbox.wechatpay_client import refund_request
@@ -57,7 +58,7 @@ def test_the_shopper_actions_move_the_trade(sandbox, wechatpay, wx_merchant):
     assert (after_fail["status"], after_fail["trade_state"], after_fail["trade_type"]) == ("failed", "PAYERROR", "MWEB")
     assert (after_pay["status"], after_pay["trade_state"]) == ("paid", "SUCCESS")
     wx_merchant.wait_for_notifications(scanned, 1)
-    assert wechatpay.query_payment(scanned).status == TradeStatus.SUCCEEDED
+    assert wechatpay.query_payment(trade_ref(scanned)).status == TradeStatus.SUCCEEDED
 
 
 def test_refused_shopper_actions(sandbox, wechatpay, wx_merchant, out_trade_no):
@@ -76,4 +77,4 @@ def test_reset_forgets_wechatpay_trades(sandbox, wechatpay, wx_merchant, out_tra
     sandbox.control("POST", "reset")
 
     assert sandbox.control("GET", "wechatpay/trades")["trades"] == []
-    assert wechatpay.query_payment(out_trade_no).status == TradeStatus.NOT_FOUND
+    assert wechatpay.query_payment(trade_ref(out_trade_no)).status == TradeStatus.NOT_FOUND

@@ -8,6 +8,7 @@ import requests
 
 from payments.exceptions import GatewayUnavailable, InvalidNotification
 from payments.gateways.base import GatewayRefundStatus, TradeStatus
+from tests.gateway_references import refund_ref, trade_ref
 from tests.sandbox.flows import new_out_trade_no
 from tests.sandbox.wechatpay_client import (
     MCHID,
@@ -312,9 +313,9 @@ def test_an_error_rule_may_set_the_status_and_aim_at_one_trade(sandbox, wechatpa
     prepay(wechatpay, wx_merchant, spared)
     add_fault(sandbox, target="wechatpay.query", mode="error", code="BANK_ERROR", status=503, out_trade_no=aimed)
 
-    assert wechatpay.query_payment(spared).status == TradeStatus.PENDING
+    assert wechatpay.query_payment(trade_ref(spared)).status == TradeStatus.PENDING
     with pytest.raises(GatewayUnavailable) as unavailable:
-        wechatpay.query_payment(aimed)
+        wechatpay.query_payment(trade_ref(aimed))
     assert "503 BANK_ERROR" in str(unavailable.value)
 
 
@@ -381,7 +382,7 @@ def test_a_processing_rule_keeps_the_refund_processing_for_n_queries(sandbox, we
     add_fault(sandbox, target="wechatpay.refund", mode="processing", queries=3)
 
     accepted = wechatpay.refund(refund_request(wx_merchant, out_trade_no, "R-1", 100))
-    states = [wechatpay.query_refund(out_trade_no=out_trade_no, out_refund_no="R-1").status for _ in range(4)]
+    states = [wechatpay.query_refund(refund_ref(out_trade_no, "R-1")).status for _ in range(4)]
 
     assert accepted.status == GatewayRefundStatus.PROCESSING
     assert states == [GatewayRefundStatus.PROCESSING] * 3 + [GatewayRefundStatus.SUCCEEDED]

@@ -10,6 +10,7 @@ import requests
 
 from payments.exceptions import GatewayRejected
 from payments.gateways.base import ActionKind, TradeStatus
+from tests.gateway_references import trade_ref
 from tests.sandbox.flows import new_out_trade_no
 from tests.sandbox.wechatpay_client import APPID, MCHID, decrypt_resource, payment_request, raw_notification
 from tests.sandbox.wechatpay_flows import h5_prepay, notification_log, paid_trade, prepay, wechat_trade
@@ -22,7 +23,7 @@ def test_native_prepay_answers_the_scan_page_and_the_order_is_notpay(sandbox, we
 
     assert action.kind == ActionKind.QR
     assert action.qr_content.startswith(sandbox.url("/wechatpay/scan/"))
-    state = wechatpay.query_payment(out_trade_no)
+    state = wechatpay.query_payment(trade_ref(out_trade_no))
     assert (state.status, state.amount_minor, state.gateway_trade_no) == (TradeStatus.PENDING, 8888, "")
     assert state.raw["trade_state"] == "NOTPAY" and state.raw["trade_type"] == "NATIVE"
     trade = wechat_trade(sandbox, out_trade_no)
@@ -35,7 +36,7 @@ def test_scan_then_pay_sends_a_notification_the_adapter_accepts(
     action = prepay(wechatpay, wx_merchant, out_trade_no, amount_minor=8888)
 
     page = shopper.open(action.qr_content)
-    scanned = wechatpay.query_payment(out_trade_no)
+    scanned = wechatpay.query_payment(trade_ref(out_trade_no))
     paid_page = shopper.press_and_read(page, "sandbox-pay")
     (notification,) = wx_merchant.wait_for_notifications(out_trade_no, 1)
 
@@ -48,7 +49,7 @@ def test_scan_then_pay_sends_a_notification_the_adapter_accepts(
     assert parsed.gateway_trade_no == trade["transaction_id"]
     assert re.fullmatch(r"4200\d{24}", trade["transaction_id"])
     assert re.fullmatch(r"EV-[0-9a-f]{32}", parsed.dedupe_key)
-    queried = wechatpay.query_payment(out_trade_no)
+    queried = wechatpay.query_payment(trade_ref(out_trade_no))
     assert (queried.status, queried.amount_minor, queried.gateway_trade_no) == (
         TradeStatus.SUCCEEDED, 8888, trade["transaction_id"],
     )  # fmt: skip
@@ -92,7 +93,7 @@ def test_query_by_transaction_id_knows_only_paid_orders(sandbox, wechatpay, wx, 
 
 
 def test_an_unknown_order_is_not_found(sandbox, wechatpay, out_trade_no):
-    assert wechatpay.query_payment(out_trade_no).status == TradeStatus.NOT_FOUND
+    assert wechatpay.query_payment(trade_ref(out_trade_no)).status == TradeStatus.NOT_FOUND
 
 
 def test_h5_pay_redirects_to_the_redirect_url_as_given(sandbox, wechatpay, wx_merchant, shopper, out_trade_no):
@@ -113,7 +114,7 @@ def test_h5_pay_redirects_to_the_redirect_url_as_given(sandbox, wechatpay, wx_me
     assert wechatpay.parse_return(browser_return.fields) == out_trade_no
     parsed = wechatpay.parse_notification(raw_notification(notification))
     assert (parsed.amount_minor, parsed.raw["trade_type"]) == (500, "MWEB")
-    assert wechatpay.query_payment(out_trade_no).raw["trade_type"] == "MWEB"
+    assert wechatpay.query_payment(trade_ref(out_trade_no)).raw["trade_type"] == "MWEB"
 
 
 def test_h5_fail_links_back_and_cancel_goes_back_unchanged(sandbox, wechatpay, wx_merchant, shopper):
@@ -126,10 +127,10 @@ def test_h5_fail_links_back_and_cancel_goes_back_unchanged(sandbox, wechatpay, w
 
     assert after_fail.state == "failed"
     assert after_fail.element("sandbox-return-link").attrs["href"].endswith(f"?out_trade_no={failed}")
-    assert wechatpay.query_payment(failed).raw["trade_state"] == "PAYERROR"
+    assert wechatpay.query_payment(trade_ref(failed)).raw["trade_state"] == "PAYERROR"
     assert after_cancel.status_code == 302
     assert after_cancel.headers["Location"].endswith(f"?out_trade_no={cancelled}")
-    assert wechatpay.query_payment(cancelled).raw["trade_state"] == "NOTPAY"
+    assert wechatpay.query_payment(trade_ref(cancelled)).raw["trade_state"] == "NOTPAY"
     assert notification_log(sandbox, failed) == notification_log(sandbox, cancelled) == []
 
 
@@ -163,7 +164,7 @@ def test_the_scan_page_cancel_leaves_the_order_waiting(sandbox, wechatpay, wx_me
 
     assert cancelled.state == "cancelled"
     assert again.state == "pending" and again.has("sandbox-pay")
-    assert wechatpay.query_payment(out_trade_no).status == TradeStatus.PENDING
+    assert wechatpay.query_payment(trade_ref(out_trade_no)).status == TradeStatus.PENDING
 
 
 def test_fail_is_payerror_without_a_notification(sandbox, wechatpay, wx_merchant, shopper, out_trade_no):
@@ -174,7 +175,7 @@ def test_fail_is_payerror_without_a_notification(sandbox, wechatpay, wx_merchant
 
     assert failed.state == "failed"
     assert stale_pay.status_code == 409
-    state = wechatpay.query_payment(out_trade_no)
+    state = wechatpay.query_payment(trade_ref(out_trade_no))
     assert (state.status, state.raw["trade_state"]) == (TradeStatus.FAILED, "PAYERROR")
     assert notification_log(sandbox, out_trade_no) == []
 
@@ -216,7 +217,7 @@ def test_past_time_expire_payment_is_refused_but_the_order_stays_notpay(
     sandbox.control("POST", "settings", {"clock_offset_seconds": 180})
 
     page = shopper.open(action.qr_content)
-    state = wechatpay.query_payment(out_trade_no)
+    state = wechatpay.query_payment(trade_ref(out_trade_no))
 
     assert page.state == "expired" and not page.has("sandbox-pay")
     assert shopper.submit_stale(page, "pay").status_code == 409

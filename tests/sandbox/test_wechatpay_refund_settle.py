@@ -7,6 +7,7 @@ import json
 import pytest
 
 from payments.gateways.base import GatewayRefundStatus
+from tests.gateway_references import refund_ref
 from tests.sandbox.wechatpay_client import notification_resource, raw_notification, refund_request
 from tests.sandbox.wechatpay_flows import (
     control_status,
@@ -52,7 +53,7 @@ def test_a_processing_refund_ends_successfully_by_itself_and_is_notified(
         sandbox.control("POST", "settings", {"refund_processing_queries": {"wechatpay": 1000}})
     else:
         sandbox.control("POST", "faults", {"target": "wechatpay.refund", "mode": "processing", "queries": 1000})
-    assert settle_after(sandbox, wechatpay=SOON) == {"alipay": None, "wechatpay": SOON}
+    assert settle_after(sandbox, wechatpay=SOON) == {"alipay": None, "wechatpay": SOON, "unionpay": None}
 
     accepted = wechatpay.refund(refund_request(wx_merchant, paid, "R-1", 3000))
     # No query: the sandbox ends it by itself.
@@ -70,11 +71,11 @@ def test_a_processing_refund_ends_successfully_by_itself_and_is_notified(
     assert refund["ended_at"] is not None
     assert wechat_trade(sandbox, paid)["refunded_minor"] == 3000
     assert [logged["status"] for logged in delivered(sandbox, paid, "refund")] == ["delivered"]
-    assert wechatpay.query_refund(out_trade_no=paid, out_refund_no="R-1").status == GatewayRefundStatus.SUCCEEDED
+    assert wechatpay.query_refund(refund_ref(paid, "R-1")).status == GatewayRefundStatus.SUCCEEDED
 
 
 def test_with_null_a_refund_stays_processing_until_the_setting_is_turned_on(sandbox, wechatpay, wx_merchant, paid):
-    assert settle_after(sandbox, wechatpay=None) == {"alipay": None, "wechatpay": None}
+    assert settle_after(sandbox, wechatpay=None) == {"alipay": None, "wechatpay": None, "unionpay": None}
     wechatpay.refund(refund_request(wx_merchant, paid, "R-1", 3000))
     # A day passes on the sandbox clock: any settle time would be long past.
     sandbox.control("POST", "settings", {"clock_offset_seconds": A_DAY})
@@ -146,12 +147,12 @@ def test_a_refund_ended_through_the_control_api_as_it_falls_due_ends_once(sandbo
 def test_the_setting_is_validated_shown_and_restored_by_reset(sandbox):
     # The tests' sandbox starts with `--refund-settle-after none`.
     start = sandbox.control("GET", "settings")["refund_settle_after_seconds"]
-    assert start == {"alipay": None, "wechatpay": None}
+    assert start == {"alipay": None, "wechatpay": None, "unionpay": None}
 
-    assert settle_after(sandbox, wechatpay=2.5) == {"alipay": None, "wechatpay": 2.5}
-    assert settle_after(sandbox, alipay=0) == {"alipay": 0, "wechatpay": 2.5}
+    assert settle_after(sandbox, wechatpay=2.5) == {"alipay": None, "wechatpay": 2.5, "unionpay": None}
+    assert settle_after(sandbox, alipay=0) == {"alipay": 0, "wechatpay": 2.5, "unionpay": None}
     for bad, message in (
-        ({"refund_settle_after_seconds": {"unionpay": 5}}, "unknown provider"),
+        ({"refund_settle_after_seconds": {"paypal": 5}}, "unknown provider"),
         ({"refund_settle_after_seconds": {"wechatpay": -1}}, "must be a number >= 0 or null"),
         ({"refund_settle_after_seconds": {"wechatpay": "5"}}, "must be a number >= 0 or null"),
         ({"refund_settle_after_seconds": {"wechatpay": True}}, "must be a number >= 0 or null"),
@@ -165,11 +166,11 @@ def test_the_setting_is_validated_shown_and_restored_by_reset(sandbox):
             sandbox.control("POST", "settings", bad)
         assert refused.value.status == 400 and message in refused.value.body
 
-    assert sandbox.control("GET", "settings")["refund_settle_after_seconds"] == {"alipay": 0, "wechatpay": 2.5}
+    assert sandbox.control("GET", "settings")["refund_settle_after_seconds"] == {"alipay": 0, "wechatpay": 2.5, "unionpay": None}
     assert sandbox.control("GET", "config")["settings"]["refund_settle_after_seconds"] == {
-        "alipay": 0, "wechatpay": 2.5,
+        "alipay": 0, "wechatpay": 2.5, "unionpay": None,
     }  # fmt: skip
     kept = sandbox.control("POST", "reset")["settings"]["refund_settle_after_seconds"]
     restored = sandbox.control("POST", "reset", {"settings": True})["settings"]["refund_settle_after_seconds"]
-    assert kept == {"alipay": 0, "wechatpay": 2.5}
+    assert kept == {"alipay": 0, "wechatpay": 2.5, "unionpay": None}
     assert restored == start

@@ -6,6 +6,7 @@ import pytest
 
 from payments.exceptions import GatewayRejected
 from payments.gateways.base import GatewayRefundStatus, TradeStatus
+from tests.gateway_references import refund_ref, trade_ref
 from tests.sandbox.flows import new_out_trade_no
 from tests.sandbox.wechatpay_client import MCHID, decrypt_resource, raw_notification, refund_request
 from tests.sandbox.wechatpay_flows import (
@@ -30,8 +31,8 @@ def paid(sandbox, wechatpay, wx_merchant, out_trade_no) -> str:
 
 def test_a_refund_is_processing_for_one_query_then_succeeds_and_notifies(sandbox, wechatpay, wx_merchant, paid):
     accepted = wechatpay.refund(refund_request(wx_merchant, paid, "R-1", 3000))
-    first = wechatpay.query_refund(out_trade_no=paid, out_refund_no="R-1")
-    second = wechatpay.query_refund(out_trade_no=paid, out_refund_no="R-1")
+    first = wechatpay.query_refund(refund_ref(paid, "R-1"))
+    second = wechatpay.query_refund(refund_ref(paid, "R-1"))
     (notification,) = wait_for_refund_notifications(sandbox, wx_merchant, paid, 1)
 
     assert (accepted.status, accepted.amount_minor) == (GatewayRefundStatus.PROCESSING, 3000)
@@ -44,7 +45,7 @@ def test_a_refund_is_processing_for_one_query_then_succeeds_and_notifies(sandbox
         3000, 8888, second.gateway_refund_id,
     )  # fmt: skip
     assert notification.path == "/refunds/wechatpay/notify/"
-    state = wechatpay.query_payment(paid)
+    state = wechatpay.query_payment(trade_ref(paid))
     assert (state.status, state.raw["trade_state"]) == (TradeStatus.SUCCEEDED, "REFUND")
     trade = wechat_trade(sandbox, paid)
     assert (trade["refunded_minor"], trade["refund_count"]) == (3000, 1)
@@ -159,7 +160,7 @@ def test_a_refund_may_name_the_payment_by_transaction_id(sandbox, wx, wx_merchan
 
 
 def test_an_unknown_refund_is_not_found(sandbox, wechatpay, wx, paid):
-    state = wechatpay.query_refund(out_trade_no=paid, out_refund_no="R-NOPE")
+    state = wechatpay.query_refund(refund_ref(paid, "R-NOPE"))
     response = wx.call("GET", f"{REFUND_PATH}/R-NOPE")
 
     assert state.status == GatewayRefundStatus.NOT_FOUND
@@ -180,7 +181,7 @@ def test_the_control_api_ends_a_refund_abnormal_or_closed_and_it_is_notified(
     assert (parsed.out_refund_no, parsed.status, parsed.amount_minor, parsed.refunded_at) == ("R-1", status, 3000, None)
     assert json.loads(notification.body)["event_type"] == f"REFUND.{end}"
     assert decrypt_resource(json.loads(notification.body)["resource"])["mchid"] == MCHID
-    assert wechatpay.query_refund(out_trade_no=paid, out_refund_no="R-1").status == status
+    assert wechatpay.query_refund(refund_ref(paid, "R-1")).status == status
     assert wechat_trade(sandbox, paid)["refunded_minor"] == 0
     assert control_status(sandbox, "POST", "wechatpay/refunds/R-1/settle", {"status": "SUCCESS"}) == 409
 
@@ -209,7 +210,7 @@ def test_the_control_api_can_end_a_refund_successfully(sandbox, wechatpay, wx_me
     settled = sandbox.control("POST", "wechatpay/refunds/R-1/settle", {"status": "SUCCESS"})
 
     assert (settled["status"], settled["wire_status"]) == ("succeeded", "SUCCESS")
-    assert wechatpay.query_refund(out_trade_no=paid, out_refund_no="R-1").status == GatewayRefundStatus.SUCCEEDED
+    assert wechatpay.query_refund(refund_ref(paid, "R-1")).status == GatewayRefundStatus.SUCCEEDED
     wait_for_refund_notifications(sandbox, wx_merchant, paid, 1)
     assert control_status(sandbox, "POST", "wechatpay/refunds/R-1/settle", {"status": "BROKEN"}) == 400
     assert control_status(sandbox, "POST", "wechatpay/refunds/R-NOPE/settle", {"status": "SUCCESS"}) == 404

@@ -29,6 +29,7 @@ from payments.gateways.base import (
 )
 from payments.gateways.wechatpay.formats import BEIJING
 from sandbox.wechatpay.v2 import envelope
+from tests.gateway_references import refund_ref, trade_ref
 from tests.payments.gateways.fixtures.wechatpay_v2 import stub as unit_stub
 from tests.sandbox.receiver import MerchantReceiver, Received
 from tests.sandbox.wechatpay_v2_client import (
@@ -172,9 +173,9 @@ def test_the_shops_adapter_pays_queries_refunds_and_reads_the_refund(sandbox):
     assert action.qr_content.startswith(sandbox.url("/wechatpay/scan/"))
     trade = sandbox.control("GET", f"wechatpay/trades/{out_trade_no}")
     assert (trade["trade_type"], trade["amount_minor"]) == ("NATIVE", 1999)
-    assert gateway.query_payment(out_trade_no).status is TradeStatus.PENDING
+    assert gateway.query_payment(trade_ref(out_trade_no)).status is TradeStatus.PENDING
     sandbox.control("POST", f"wechatpay/trades/{out_trade_no}/pay")
-    paid = gateway.query_payment(out_trade_no)
+    paid = gateway.query_payment(trade_ref(out_trade_no))
     assert (paid.status, paid.amount_minor) == (TradeStatus.SUCCEEDED, 1999)
     assert paid.gateway_trade_no == sandbox.control("GET", f"wechatpay/trades/{out_trade_no}")["transaction_id"]
 
@@ -182,8 +183,8 @@ def test_the_shops_adapter_pays_queries_refunds_and_reads_the_refund(sandbox):
                             total_minor=1999, currency="CNY")  # fmt: skip
     assert gateway.refund(request).status is GatewayRefundStatus.PROCESSING
     assert gateway.refund(request).status is GatewayRefundStatus.PROCESSING  # the same number: once
-    first = gateway.query_refund(out_trade_no=out_trade_no, out_refund_no=request.out_refund_no)
-    second = gateway.query_refund(out_trade_no=out_trade_no, out_refund_no=request.out_refund_no)
+    first = gateway.query_refund(refund_ref(out_trade_no, request.out_refund_no))
+    second = gateway.query_refund(refund_ref(out_trade_no, request.out_refund_no))
     assert (first.status, second.status) == (GatewayRefundStatus.PROCESSING, GatewayRefundStatus.SUCCEEDED)
     trade = sandbox.control("GET", f"wechatpay/trades/{out_trade_no}")
     assert (trade["refunded_minor"], trade["refund_count"], trade["refunds"][0]["requests"]) == (999, 1, 2)
@@ -204,7 +205,7 @@ def test_fault_rules_of_the_v3_targets_apply_in_v2_spelling(sandbox):
     action = gateway.start_payment(order_request(out_trade_no, "http://127.0.0.1:9/payments/wechatpay/notify/"))
     assert action.qr_content  # asked again with the identical request, and got it
     sandbox.control("POST", "faults", {"target": "wechatpay.query", "mode": "error", "code": "ORDER_NOT_EXIST"})
-    assert gateway.query_payment(out_trade_no).status is TradeStatus.NOT_FOUND
+    assert gateway.query_payment(trade_ref(out_trade_no)).status is TradeStatus.NOT_FOUND
     sandbox.control("POST", f"wechatpay/trades/{out_trade_no}/pay")
     sandbox.control("POST", "faults", {"target": "wechatpay.refund", "mode": "error", "code": "NOTENOUGH"})
     request = RefundRequest(out_trade_no=out_trade_no, out_refund_no=out_trade_no + "R1", amount_minor=1999,
@@ -221,11 +222,11 @@ def test_closeorder_waits_five_minutes_and_voids_a_number_never_ordered(sandbox)
     gateway.start_payment(order_request(out_trade_no, "http://127.0.0.1:9/payments/wechatpay/notify/"))
 
     with pytest.raises(GatewayUnavailable, match="SYSTEMERROR"):
-        gateway.close_payment(out_trade_no)
+        gateway.close_payment(trade_ref(out_trade_no))
     sandbox.control("POST", "settings", {"clock_offset_seconds": 301})
-    assert gateway.close_payment(out_trade_no) is CloseOutcome.CLOSED
-    assert gateway.close_payment(out_trade_no) is CloseOutcome.CLOSED  # ORDERCLOSED
-    assert gateway.close_payment("V2NEVERORDERED1") is CloseOutcome.NOT_FOUND
+    assert gateway.close_payment(trade_ref(out_trade_no)) is CloseOutcome.CLOSED
+    assert gateway.close_payment(trade_ref(out_trade_no)) is CloseOutcome.CLOSED  # ORDERCLOSED
+    assert gateway.close_payment(trade_ref("V2NEVERORDERED1")) is CloseOutcome.NOT_FOUND
     with pytest.raises(GatewayRejected) as refused:
         gateway.start_payment(order_request("V2NEVERORDERED1", "http://127.0.0.1:9/payments/wechatpay/notify/"))
     assert refused.value.sub_code == "ORDERCLOSED"

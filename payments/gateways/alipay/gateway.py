@@ -52,6 +52,7 @@ from payments.gateways.alipay.statements import parse_trade_bill
 from payments.gateways.base import (
     Acknowledgement,
     ActionKind,
+    Capabilities,
     CloseOutcome,
     Gateway,
     GatewayRefundStatus,
@@ -60,10 +61,12 @@ from payments.gateways.base import (
     PaymentRequest,
     PayMethod,
     RawNotification,
+    RefundReference,
     RefundRequest,
     RefundState,
     StatementFile,
     StatementLine,
+    TradeReference,
     TradeState,
     TradeStatus,
 )
@@ -130,7 +133,11 @@ class AlipayGateway(Gateway):
 
     code = "alipay"
     display_name = _("Alipay")
-    methods = frozenset({PayMethod.PAGE, PayMethod.WAP, PayMethod.QR})
+    capabilities = Capabilities(
+        methods=frozenset({PayMethod.PAGE, PayMethod.WAP, PayMethod.QR}),
+        # The refund's answer carries its result (A10): no refund notifications.
+        notifies_refunds=False,
+    )
     required_options = ("app_id", "app_private_key_path", "alipay_public_key_path", "gateway_url")
 
     @classmethod
@@ -253,8 +260,8 @@ class AlipayGateway(Gateway):
         logger.info("alipay %s for %s: form signed", method, request.out_trade_no)
         return PaymentAction(kind=ActionKind.FORM, url=client.gateway_form_url(self.gateway_url), form_fields=params)
 
-    def query_payment(self, out_trade_no: str) -> TradeState:
-        """`alipay.trade.query` mapped to a TradeState (A7, A14).
+    def query_payment(self, reference: TradeReference) -> TradeState:
+        """`alipay.trade.query` by out_trade_no, mapped to a TradeState (A7, A14).
 
         ACQ.TRADE_NOT_EXIST is NOT_FOUND: page/wap/QR trades exist only once
         the shopper logs in or scans. TRADE_CLOSED is SUCCEEDED when the
@@ -263,6 +270,7 @@ class AlipayGateway(Gateway):
         fully refunded. Raises GatewayUnavailable (also for an answer it
         cannot read) and GatewayRejected.
         """
+        out_trade_no = reference.out_trade_no
         try:
             node = self._call(METHOD_QUERY, {"out_trade_no": out_trade_no}, reference=out_trade_no)
         except GatewayRejected as exc:
@@ -289,7 +297,7 @@ class AlipayGateway(Gateway):
             raw=node,
         )
 
-    def close_payment(self, out_trade_no: str) -> CloseOutcome:
+    def close_payment(self, reference: TradeReference) -> CloseOutcome:
         """`alipay.trade.close` (A7).
 
         Answers CLOSED when closed now or already; NOT_FOUND when Alipay
@@ -299,6 +307,7 @@ class AlipayGateway(Gateway):
         GatewayUnavailable (also when the query still says WAIT_BUYER_PAY)
         and GatewayRejected.
         """
+        out_trade_no = reference.out_trade_no
         try:
             self._call(METHOD_CLOSE, {"out_trade_no": out_trade_no}, reference=out_trade_no)
         except GatewayRejected as exc:
@@ -306,7 +315,7 @@ class AlipayGateway(Gateway):
                 return CloseOutcome.NOT_FOUND
             if exc.sub_code != SUB_TRADE_STATUS_ERROR:
                 raise
-            state = self.query_payment(out_trade_no)
+            state = self.query_payment(reference)
             logger.info("alipay close for %s refused; the trade is %s", out_trade_no, state.status)
             if state.status is TradeStatus.SUCCEEDED:
                 return CloseOutcome.ALREADY_PAID
@@ -442,7 +451,7 @@ class AlipayGateway(Gateway):
             if exc.sub_code != SUB_DISCORDANT_REPEAT_REQUEST:
                 raise
             logger.warning("alipay refund %s: %s; querying it", request.out_refund_no, exc.sub_code)
-            state = self.query_refund(out_trade_no=request.out_trade_no, out_refund_no=request.out_refund_no)
+            state = self._query_refund(request.out_trade_no, request.out_refund_no)
             if state.status is GatewayRefundStatus.NOT_FOUND:
                 raise
             return _same_amount(state, request)
@@ -458,7 +467,7 @@ class AlipayGateway(Gateway):
             )
         # fund_change N: a replay of a refund already made, or one not
         # settled yet; only the refund query tells (A7, A10).
-        state = self.query_refund(out_trade_no=request.out_trade_no, out_refund_no=request.out_refund_no)
+        state = self._query_refund(request.out_trade_no, request.out_refund_no)
         if state.status is GatewayRefundStatus.NOT_FOUND:
             logger.info("alipay refund %s: accepted, not settled yet", request.out_refund_no)
             return RefundState(
@@ -469,14 +478,17 @@ class AlipayGateway(Gateway):
             )
         return _same_amount(state, request)
 
-    def query_refund(self, *, out_trade_no: str, out_refund_no: str) -> RefundState:
-        """`alipay.trade.fastpay.refund.query` (A7).
+    def query_refund(self, reference: RefundReference) -> RefundState:
+        """`alipay.trade.fastpay.refund.query` by out_trade_no and out_request_no (A7).
 
         refund_status REFUND_SUCCESS: SUCCEEDED. No refund data: NOT_FOUND
         (none received, or it failed: repeat the refund with the same number).
         [unconfirmed] Refund data without a refund_status, or another
         refund_status value, is PROCESSING: success is never assumed.
         """
+        return self._query_refund(reference.payment.out_trade_no, reference.out_refund_no)
+
+    def _query_refund(self, out_trade_no: str, out_refund_no: str) -> RefundState:
         biz = {"out_trade_no": out_trade_no, "out_request_no": out_refund_no, "query_options": ["gmt_refund_pay"]}
         try:
             node = self._call(METHOD_REFUND_QUERY, biz, reference=out_refund_no)

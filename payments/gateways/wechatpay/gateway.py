@@ -37,6 +37,7 @@ from payments.exceptions import (
 from payments.gateways.base import (
     Acknowledgement,
     ActionKind,
+    Capabilities,
     CloseOutcome,
     Gateway,
     GatewayRefundStatus,
@@ -46,10 +47,12 @@ from payments.gateways.base import (
     PayMethod,
     RawNotification,
     RefundNotification,
+    RefundReference,
     RefundRequest,
     RefundState,
     StatementFile,
     StatementLine,
+    TradeReference,
     TradeState,
     TradeStatus,
 )
@@ -148,9 +151,15 @@ class WechatPayGateway(Gateway):
 
     code = "wechatpay"
     display_name = _("WeChat Pay")
-    methods = frozenset({PayMethod.QR, PayMethod.WAP})
-    # The provider refuses to close a trade within five minutes of creating it.
-    min_close_delay = timedelta(minutes=5)
+    capabilities = Capabilities(
+        methods=frozenset({PayMethod.QR, PayMethod.WAP}),
+        # The provider refuses to close a trade within five minutes of creating it.
+        close_delay=timedelta(minutes=5),
+        notifies_refunds=True,
+        # A refund that failed ends CLOSED, and a CLOSED number is finished for
+        # good (§6.6); one refused at creation was never made and may be sent again.
+        refund_number_reusable_after_failure=True,
+    )
     required_options = (
         "mchid",
         "appid",
@@ -298,7 +307,7 @@ class WechatPayGateway(Gateway):
         logger.info("wechatpay h5 prepay for %s: h5_url issued", request.out_trade_no)
         return PaymentAction(kind=ActionKind.REDIRECT, url=_with_redirect(h5_url, request))
 
-    def query_payment(self, out_trade_no: str) -> TradeState:
+    def query_payment(self, reference: TradeReference) -> TradeState:
         """Query by out_trade_no (§6.3) mapped to a TradeState (§5.3 trade_state).
 
         SUCCESS and REFUND are SUCCEEDED (amount_minor = amount.total);
@@ -306,6 +315,7 @@ class WechatPayGateway(Gateway):
         another merchant, app or trade raises ResponseNotVerified; an
         unknown trade_state GatewayUnavailable (never guessed).
         """
+        out_trade_no = reference.out_trade_no
         _check_out_trade_no(out_trade_no)
         path = PATH_BY_OUT_TRADE_NO.format(out_trade_no=path_segment(out_trade_no))
         try:
@@ -336,7 +346,7 @@ class WechatPayGateway(Gateway):
             raw=trade,
         )
 
-    def close_payment(self, out_trade_no: str) -> CloseOutcome:
+    def close_payment(self, reference: TradeReference) -> CloseOutcome:
         """Close (§6.4), then query: a 204 alone is not proof.
 
         CLOSED when the query says CLOSED (or REVOKED, or PAYERROR: it can
@@ -346,6 +356,7 @@ class WechatPayGateway(Gateway):
         when the trade still looks payable after the close (ask again
         later), and GatewayRejected for other refusals.
         """
+        out_trade_no = reference.out_trade_no
         _check_out_trade_no(out_trade_no)
         path = PATH_CLOSE.format(out_trade_no=path_segment(out_trade_no))
         try:
@@ -358,7 +369,7 @@ class WechatPayGateway(Gateway):
             if exc.sub_code in CODES_ORDER_NOT_EXIST:
                 return CloseOutcome.NOT_FOUND
             raise
-        state = self.query_payment(out_trade_no)
+        state = self.query_payment(reference)
         logger.info("wechatpay close for %s: the query after it says %s", out_trade_no, state.status)
         if state.status is TradeStatus.SUCCEEDED:
             return CloseOutcome.ALREADY_PAID
@@ -455,12 +466,13 @@ class WechatPayGateway(Gateway):
         logger.info("wechatpay refund %s: %s", request.out_refund_no, state.status)
         return state
 
-    def query_refund(self, *, out_trade_no: str, out_refund_no: str) -> RefundState:
+    def query_refund(self, reference: RefundReference) -> RefundState:
         """Query a refund by out_refund_no (§6.6); RESOURCE_NOT_EXISTS is NOT_FOUND.
 
         A refund of another trade under that number raises
         ResponseNotVerified.
         """
+        out_refund_no, out_trade_no = reference.out_refund_no, reference.payment.out_trade_no
         _check_out_refund_no(out_refund_no)
         path = PATH_REFUND.format(out_refund_no=path_segment(out_refund_no))
         try:

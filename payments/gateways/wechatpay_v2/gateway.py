@@ -32,6 +32,7 @@ from payments.exceptions import GatewayNotConfigured, GatewayUnavailable, Invali
 from payments.gateways.base import (
     Acknowledgement,
     ActionKind,
+    Capabilities,
     CloseOutcome,
     Gateway,
     PaymentAction,
@@ -40,10 +41,12 @@ from payments.gateways.base import (
     PayMethod,
     RawNotification,
     RefundNotification,
+    RefundReference,
     RefundRequest,
     RefundState,
     StatementFile,
     StatementLine,
+    TradeReference,
     TradeState,
 )
 from payments.gateways.wechatpay.formats import OUT_REFUND_NO, OUT_TRADE_NO, check_fen
@@ -103,9 +106,15 @@ class WechatPayV2Gateway(Gateway):
 
     code = "wechatpay"
     display_name = _("WeChat Pay")
-    methods = frozenset({PayMethod.QR, PayMethod.WAP})
-    # §10.3: closeorder is refused within five minutes of the order.
-    min_close_delay = timedelta(minutes=5)
+    capabilities = Capabilities(
+        methods=frozenset({PayMethod.QR, PayMethod.WAP}),
+        # §10.3: closeorder is refused within five minutes of the order.
+        close_delay=timedelta(minutes=5),
+        notifies_refunds=True,
+        # As in v3: a refund that ends REFUNDCLOSE is finished for good under
+        # its number, and the services retry a CLOSED refund under a new one.
+        refund_number_reusable_after_failure=True,
+    )
     required_options = ("mchid", "appid", "api_key", "api_base")
 
     def __init__(
@@ -240,15 +249,15 @@ class WechatPayV2Gateway(Gateway):
                     MWEB_URL_LIFETIME)
         return PaymentAction(kind=ActionKind.REDIRECT, url=_with_redirect(mweb_url, request))
 
-    def query_payment(self, out_trade_no: str) -> TradeState:
+    def query_payment(self, reference: TradeReference) -> TradeState:
         """`orderquery` by out_trade_no (§10.3) as a TradeState; ORDERNOTEXIST is NOT_FOUND."""
-        _check_out_trade_no(out_trade_no)
-        return endpoints.order_query(self._client, out_trade_no=out_trade_no)
+        _check_out_trade_no(reference.out_trade_no)
+        return endpoints.order_query(self._client, out_trade_no=reference.out_trade_no)
 
-    def close_payment(self, out_trade_no: str) -> CloseOutcome:
+    def close_payment(self, reference: TradeReference) -> CloseOutcome:
         """`closeorder` (at least five minutes after the order, §10.3), then a query."""
-        _check_out_trade_no(out_trade_no)
-        return endpoints.close_order(self._client, out_trade_no=out_trade_no)
+        _check_out_trade_no(reference.out_trade_no)
+        return endpoints.close_order(self._client, out_trade_no=reference.out_trade_no)
 
     def parse_return(self, params: Mapping[str, str]) -> str:
         """The out_trade_no of the H5 `redirect_url` we built; unsigned, a hint to query."""
@@ -295,10 +304,11 @@ class WechatPayV2Gateway(Gateway):
         notify_url = _check_notify_url(request.notify_url, required=False)
         return endpoints.refund(self._client, request, reason=_xml_safe(reason), notify_url=notify_url)
 
-    def query_refund(self, *, out_trade_no: str, out_refund_no: str) -> RefundState:
+    def query_refund(self, reference: RefundReference) -> RefundState:
         """`refundquery` by out_refund_no (§10.3); REFUNDNOTEXIST is NOT_FOUND."""
-        _check_out_refund_no(out_refund_no)
-        return endpoints.refund_query(self._client, out_trade_no=out_trade_no, out_refund_no=out_refund_no)
+        _check_out_refund_no(reference.out_refund_no)
+        return endpoints.refund_query(self._client, out_trade_no=reference.payment.out_trade_no,
+                                      out_refund_no=reference.out_refund_no)
 
     # -- statements -----------------------------------------------------------
 

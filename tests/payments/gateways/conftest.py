@@ -91,3 +91,66 @@ def alipay_api(http: responses.RequestsMock, alipay_side_key: rsa.RSAPrivateKey,
     stub = AlipayStub(http, alipay_side_key, alipay_app_key.public_key())
     yield stub
     assert stub.unanswered() == {}, "answers were queued but never asked for"
+
+
+# -- UnionPay ------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def unionpay_chain():
+    """Throwaway UnionPay certificates: the trusted chain and the impostors (unionpay_support.TestChain)."""
+    from tests.payments.gateways.unionpay_support import TestChain
+
+    return TestChain()
+
+
+@pytest.fixture(scope="session")
+def unionpay_files(tmp_path_factory, unionpay_chain) -> dict[str, Path]:
+    from tests.payments.gateways.unionpay_support import merchant_pfx
+
+    directory = tmp_path_factory.mktemp("unionpay")
+    bundle = directory / "verify_chain.pem"
+    bundle.write_bytes(unionpay_chain.bundle_pem())
+    return {"pfx": merchant_pfx(directory / "merchant.pfx"), "bundle": bundle}
+
+
+@pytest.fixture
+def unionpay_options(unionpay_files) -> dict[str, Any]:
+    from tests.payments.gateways.unionpay_support import FILE_TRANSFER_URL, GATEWAY_BASE, MER_ID
+
+    return {
+        "mer_id": MER_ID,
+        "sign_cert_path": str(unionpay_files["pfx"]),
+        "sign_cert_password": "test-pfx-password",
+        "sign_cert_id": "",
+        "verify_cert_path": str(unionpay_files["bundle"]),
+        "gateway_base": GATEWAY_BASE,
+        "file_transfer_url": FILE_TRANSFER_URL,
+        "connect_timeout": 3.0,
+        "read_timeout": 7.0,
+    }
+
+
+@pytest.fixture
+def make_unionpay_gateway(unionpay_options):
+    from payments.gateways.unionpay import UnionPayGateway
+
+    def make(*, clock=lambda: NOW, **overrides: Any) -> UnionPayGateway:
+        return UnionPayGateway({**unionpay_options, **overrides}, session=requests.Session(), clock=clock)
+
+    return make
+
+
+@pytest.fixture
+def unionpay_gateway(make_unionpay_gateway):
+    return make_unionpay_gateway()
+
+
+@pytest.fixture
+def unionpay_api(http, unionpay_chain):
+    """The stubbed UnionPay hosts, signing as UnionPay (see UnionPayStub)."""
+    from tests.payments.gateways.unionpay_support import UnionPayStub
+
+    stub = UnionPayStub(http, unionpay_chain.unionpay)
+    yield stub
+    assert stub.unanswered() == {}, "answers were queued but never asked for"

@@ -13,6 +13,7 @@ from payments.exceptions import GatewayNotConfigured, GatewayRejected, GatewayUn
 from payments.gateways.alipay import AlipayGateway
 from payments.gateways.alipay.signing import load_public_key, request_signing_text
 from payments.gateways.base import ActionKind, CloseOutcome, PaymentRequest, PayMethod, TradeStatus
+from tests.gateway_references import trade_ref
 from tests.payments.gateways.alipay_support import (
     APP_ID,
     FIXTURES,
@@ -304,7 +305,7 @@ def test_http_errors_are_unknown_outcomes(alipay_gateway, alipay_api, status):
 
 def test_query_of_a_paid_trade(alipay_gateway, alipay_api):
     alipay_api.answer("alipay.trade.query", paid_trade())
-    state = alipay_gateway.query_payment(OUT_TRADE_NO)
+    state = alipay_gateway.query_payment(trade_ref(OUT_TRADE_NO))
     assert state.status == TradeStatus.SUCCEEDED
     assert state.amount_minor == 8888
     assert state.gateway_trade_no == "2024050122001400001234567890"
@@ -316,14 +317,14 @@ def test_query_of_a_paid_trade(alipay_gateway, alipay_api):
 
 def test_query_of_a_finished_trade_is_paid(alipay_gateway, alipay_api):
     alipay_api.answer("alipay.trade.query", paid_trade(trade_status="TRADE_FINISHED"))
-    assert alipay_gateway.query_payment(OUT_TRADE_NO).status == TradeStatus.SUCCEEDED
+    assert alipay_gateway.query_payment(trade_ref(OUT_TRADE_NO)).status == TradeStatus.SUCCEEDED
 
 
 def test_query_of_a_scanned_unpaid_trade_is_pending(alipay_gateway, alipay_api):
     node = ok(out_trade_no=OUT_TRADE_NO, trade_no="2024", trade_status="WAIT_BUYER_PAY", total_amount="88.88",
               receipt_amount="0.00", buyer_pay_amount="0.00")
     alipay_api.answer("alipay.trade.query", node)
-    state = alipay_gateway.query_payment(OUT_TRADE_NO)
+    state = alipay_gateway.query_payment(trade_ref(OUT_TRADE_NO))
     assert (state.status, state.amount_minor, state.paid_at) == (TradeStatus.PENDING, 8888, None)
 
 
@@ -331,44 +332,44 @@ def test_query_of_a_trade_closed_unpaid(alipay_gateway, alipay_api):
     node = ok(out_trade_no=OUT_TRADE_NO, trade_no="2024", trade_status="TRADE_CLOSED", total_amount="88.88",
               receipt_amount="0.00", buyer_pay_amount="0.00")
     alipay_api.answer("alipay.trade.query", node)
-    assert alipay_gateway.query_payment(OUT_TRADE_NO).status == TradeStatus.CLOSED
+    assert alipay_gateway.query_payment(trade_ref(OUT_TRADE_NO)).status == TradeStatus.CLOSED
 
 
 def test_query_of_a_fully_refunded_trade_is_still_paid(alipay_gateway, alipay_api):
     alipay_api.answer("alipay.trade.query", paid_trade(trade_status="TRADE_CLOSED"))
-    state = alipay_gateway.query_payment(OUT_TRADE_NO)
+    state = alipay_gateway.query_payment(trade_ref(OUT_TRADE_NO))
     assert state.status == TradeStatus.SUCCEEDED
     assert state.paid_at == datetime(2024, 5, 1, 2, 5, 6, tzinfo=UTC)
 
 
 def test_query_before_the_shopper_starts_is_not_found(alipay_gateway, alipay_api):
     alipay_api.answer("alipay.trade.query", refused("ACQ.TRADE_NOT_EXIST", "交易不存在"))
-    state = alipay_gateway.query_payment(OUT_TRADE_NO)
+    state = alipay_gateway.query_payment(trade_ref(OUT_TRADE_NO))
     assert state.status == TradeStatus.NOT_FOUND
 
 
 def test_query_decline(alipay_gateway, alipay_api):
     alipay_api.answer("alipay.trade.query", refused("ACQ.INVALID_PARAMETER", "参数无效"))
     with pytest.raises(GatewayRejected):
-        alipay_gateway.query_payment(OUT_TRADE_NO)
+        alipay_gateway.query_payment(trade_ref(OUT_TRADE_NO))
 
 
 def test_query_timeout(alipay_gateway, alipay_api):
     alipay_api.answer("alipay.trade.query", error=requests.exceptions.ReadTimeout("slow"))
     with pytest.raises(GatewayUnavailable):
-        alipay_gateway.query_payment(OUT_TRADE_NO)
+        alipay_gateway.query_payment(trade_ref(OUT_TRADE_NO))
 
 
 def test_query_bad_signature(alipay_gateway, alipay_api, stranger_key):
     alipay_api.answer("alipay.trade.query", paid_trade(), key=stranger_key)
     with pytest.raises(ResponseNotVerified):
-        alipay_gateway.query_payment(OUT_TRADE_NO)
+        alipay_gateway.query_payment(trade_ref(OUT_TRADE_NO))
 
 
 def test_query_reports_the_amount_alipay_holds_exactly(alipay_gateway, alipay_api):
     """An amount that differs from ours is reported as is, for the service to compare."""
     alipay_api.answer("alipay.trade.query", paid_trade(total_amount="88.8"))
-    assert alipay_gateway.query_payment(OUT_TRADE_NO).amount_minor == 8880
+    assert alipay_gateway.query_payment(trade_ref(OUT_TRADE_NO)).amount_minor == 8880
 
 
 @pytest.mark.parametrize(
@@ -379,7 +380,7 @@ def test_query_reports_the_amount_alipay_holds_exactly(alipay_gateway, alipay_ap
 def test_query_answers_that_cannot_be_read_are_unknown(alipay_gateway, alipay_api, changes):
     alipay_api.answer("alipay.trade.query", paid_trade(**changes))
     with pytest.raises(GatewayUnavailable):
-        alipay_gateway.query_payment(OUT_TRADE_NO)
+        alipay_gateway.query_payment(trade_ref(OUT_TRADE_NO))
 
 
 def test_query_verifies_the_raw_node_not_a_reserialisation(alipay_gateway, alipay_api, alipay_side_key):
@@ -391,7 +392,7 @@ def test_query_verifies_the_raw_node_not_a_reserialisation(alipay_gateway, alipa
     )
     alipay_api.answer("alipay.trade.query", text=answer_text("alipay.trade.query", node_text, alipay_side_key,
                                                              escape_slashes=False))
-    state = alipay_gateway.query_payment(OUT_TRADE_NO)
+    state = alipay_gateway.query_payment(trade_ref(OUT_TRADE_NO))
     assert state.status == TradeStatus.SUCCEEDED
     assert state.raw["store_name"] == "A/B 茶"
 
@@ -401,19 +402,19 @@ def test_query_verifies_the_raw_node_not_a_reserialisation(alipay_gateway, alipa
 
 def test_close(alipay_gateway, alipay_api):
     alipay_api.answer("alipay.trade.close", ok(out_trade_no=OUT_TRADE_NO, trade_no="2024"))
-    assert alipay_gateway.close_payment(OUT_TRADE_NO) == CloseOutcome.CLOSED
+    assert alipay_gateway.close_payment(trade_ref(OUT_TRADE_NO)) == CloseOutcome.CLOSED
     assert alipay_api.biz() == {"out_trade_no": OUT_TRADE_NO}
 
 
 def test_close_of_a_trade_never_created(alipay_gateway, alipay_api):
     alipay_api.answer("alipay.trade.close", refused("ACQ.TRADE_NOT_EXIST"))
-    assert alipay_gateway.close_payment(OUT_TRADE_NO) == CloseOutcome.NOT_FOUND
+    assert alipay_gateway.close_payment(trade_ref(OUT_TRADE_NO)) == CloseOutcome.NOT_FOUND
 
 
 def test_close_of_a_paid_trade_is_already_paid_after_a_query(alipay_gateway, alipay_api):
     alipay_api.answer("alipay.trade.close", refused("ACQ.TRADE_STATUS_ERROR", "交易状态不合法"))
     alipay_api.answer("alipay.trade.query", paid_trade())
-    assert alipay_gateway.close_payment(OUT_TRADE_NO) == CloseOutcome.ALREADY_PAID
+    assert alipay_gateway.close_payment(trade_ref(OUT_TRADE_NO)) == CloseOutcome.ALREADY_PAID
     assert alipay_api.methods() == ["alipay.trade.close", "alipay.trade.query"]
 
 
@@ -421,7 +422,7 @@ def test_close_of_an_already_closed_trade_is_closed(alipay_gateway, alipay_api):
     alipay_api.answer("alipay.trade.close", refused("ACQ.TRADE_STATUS_ERROR"))
     alipay_api.answer("alipay.trade.query", ok(out_trade_no=OUT_TRADE_NO, trade_status="TRADE_CLOSED",
                                                total_amount="88.88", receipt_amount="0.00"))
-    assert alipay_gateway.close_payment(OUT_TRADE_NO) == CloseOutcome.CLOSED
+    assert alipay_gateway.close_payment(trade_ref(OUT_TRADE_NO)) == CloseOutcome.CLOSED
 
 
 def test_close_refused_while_still_waiting_is_unknown(alipay_gateway, alipay_api):
@@ -429,25 +430,25 @@ def test_close_refused_while_still_waiting_is_unknown(alipay_gateway, alipay_api
     alipay_api.answer("alipay.trade.query", ok(out_trade_no=OUT_TRADE_NO, trade_status="WAIT_BUYER_PAY",
                                                total_amount="88.88"))
     with pytest.raises(GatewayUnavailable):
-        alipay_gateway.close_payment(OUT_TRADE_NO)
+        alipay_gateway.close_payment(trade_ref(OUT_TRADE_NO))
 
 
 def test_close_decline(alipay_gateway, alipay_api):
     alipay_api.answer("alipay.trade.close", refused("ACQ.INVALID_PARAMETER"))
     with pytest.raises(GatewayRejected):
-        alipay_gateway.close_payment(OUT_TRADE_NO)
+        alipay_gateway.close_payment(trade_ref(OUT_TRADE_NO))
 
 
 def test_close_timeout(alipay_gateway, alipay_api):
     alipay_api.answer("alipay.trade.close", error=requests.exceptions.ConnectTimeout("no route"))
     with pytest.raises(GatewayUnavailable):
-        alipay_gateway.close_payment(OUT_TRADE_NO)
+        alipay_gateway.close_payment(trade_ref(OUT_TRADE_NO))
 
 
 def test_close_bad_signature(alipay_gateway, alipay_api, stranger_key):
     alipay_api.answer("alipay.trade.close", ok(out_trade_no=OUT_TRADE_NO), key=stranger_key)
     with pytest.raises(ResponseNotVerified):
-        alipay_gateway.close_payment(OUT_TRADE_NO)
+        alipay_gateway.close_payment(trade_ref(OUT_TRADE_NO))
 
 
 def test_the_clock_is_the_injected_one(make_alipay_gateway):

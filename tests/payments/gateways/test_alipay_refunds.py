@@ -9,6 +9,7 @@ import requests
 
 from payments.exceptions import AmountMismatch, GatewayRejected, GatewayUnavailable, ResponseNotVerified
 from payments.gateways.base import GatewayRefundStatus, RefundRequest
+from tests.gateway_references import refund_ref
 from tests.payments.gateways.alipay_support import ok, refused
 
 OUT_TRADE_NO = "SO2024050100001_1"
@@ -194,7 +195,7 @@ def test_a_refund_without_reason_sends_none(alipay_gateway, alipay_api):
 
 def test_refund_query_success(alipay_gateway, alipay_api):
     alipay_api.answer("alipay.trade.fastpay.refund.query", refund_query_answer())
-    state = alipay_gateway.query_refund(out_trade_no=OUT_TRADE_NO, out_refund_no=OUT_REFUND_NO)
+    state = alipay_gateway.query_refund(refund_ref(OUT_TRADE_NO, OUT_REFUND_NO))
     assert state.status == GatewayRefundStatus.SUCCEEDED
     assert (state.amount_minor, state.refunded_at) == (2000, REFUNDED_AT)
 
@@ -202,43 +203,43 @@ def test_refund_query_success(alipay_gateway, alipay_api):
 def test_refund_query_without_refund_data_is_not_found(alipay_gateway, alipay_api):
     alipay_api.answer("alipay.trade.fastpay.refund.query", ok(trade_no="2024", out_trade_no=OUT_TRADE_NO,
                                                              out_request_no=OUT_REFUND_NO))
-    state = alipay_gateway.query_refund(out_trade_no=OUT_TRADE_NO, out_refund_no=OUT_REFUND_NO)
+    state = alipay_gateway.query_refund(refund_ref(OUT_TRADE_NO, OUT_REFUND_NO))
     assert state.status == GatewayRefundStatus.NOT_FOUND
 
 
 def test_refund_data_without_refund_status_is_not_taken_for_success(alipay_gateway, alipay_api):
     alipay_api.answer("alipay.trade.fastpay.refund.query", refund_query_answer(refund_status=""))
-    state = alipay_gateway.query_refund(out_trade_no=OUT_TRADE_NO, out_refund_no=OUT_REFUND_NO)
+    state = alipay_gateway.query_refund(refund_ref(OUT_TRADE_NO, OUT_REFUND_NO))
     assert state.status == GatewayRefundStatus.PROCESSING
     assert state.amount_minor == 2000
 
 
 def test_refund_query_of_an_unknown_trade_is_not_found(alipay_gateway, alipay_api):
     alipay_api.answer("alipay.trade.fastpay.refund.query", refused("ACQ.TRADE_NOT_EXIST"))
-    state = alipay_gateway.query_refund(out_trade_no=OUT_TRADE_NO, out_refund_no=OUT_REFUND_NO)
+    state = alipay_gateway.query_refund(refund_ref(OUT_TRADE_NO, OUT_REFUND_NO))
     assert state.status == GatewayRefundStatus.NOT_FOUND
 
 
 def test_refund_query_decline(alipay_gateway, alipay_api):
     alipay_api.answer("alipay.trade.fastpay.refund.query", refused("ACQ.INVALID_PARAMETER"))
     with pytest.raises(GatewayRejected):
-        alipay_gateway.query_refund(out_trade_no=OUT_TRADE_NO, out_refund_no=OUT_REFUND_NO)
+        alipay_gateway.query_refund(refund_ref(OUT_TRADE_NO, OUT_REFUND_NO))
 
 
 def test_refund_query_timeout(alipay_gateway, alipay_api):
     alipay_api.answer("alipay.trade.fastpay.refund.query", error=requests.exceptions.ReadTimeout("slow"))
     with pytest.raises(GatewayUnavailable):
-        alipay_gateway.query_refund(out_trade_no=OUT_TRADE_NO, out_refund_no=OUT_REFUND_NO)
+        alipay_gateway.query_refund(refund_ref(OUT_TRADE_NO, OUT_REFUND_NO))
 
 
 def test_refund_query_bad_signature(alipay_gateway, alipay_api, stranger_key):
     alipay_api.answer("alipay.trade.fastpay.refund.query", refund_query_answer(), key=stranger_key)
     with pytest.raises(ResponseNotVerified):
-        alipay_gateway.query_refund(out_trade_no=OUT_TRADE_NO, out_refund_no=OUT_REFUND_NO)
+        alipay_gateway.query_refund(refund_ref(OUT_TRADE_NO, OUT_REFUND_NO))
 
 
 @pytest.mark.parametrize("changes", [{"out_request_no": "RF_OTHER"}, {"refund_amount": "20.001"}])
 def test_refund_query_answers_that_cannot_be_read_are_unknown(alipay_gateway, alipay_api, changes):
     alipay_api.answer("alipay.trade.fastpay.refund.query", refund_query_answer(**changes))
     with pytest.raises(GatewayUnavailable):
-        alipay_gateway.query_refund(out_trade_no=OUT_TRADE_NO, out_refund_no=OUT_REFUND_NO)
+        alipay_gateway.query_refund(refund_ref(OUT_TRADE_NO, OUT_REFUND_NO))

@@ -33,6 +33,7 @@ from payments.gateways.base import (
     TradeStatus,
 )
 from payments.gateways.wechatpay import WechatPayGateway
+from tests.gateway_references import refund_ref, trade_ref
 from tests.payments.gateways.fixtures.wechatpay import stub
 
 BEIJING = timezone(timedelta(hours=8))
@@ -85,8 +86,8 @@ def unavailable_cases(method: str, path: str):
 def test_the_gateway_declares_itself():
     assert WechatPayGateway.code == "wechatpay"
     assert str(WechatPayGateway.display_name) == "WeChat Pay"
-    assert WechatPayGateway.methods == frozenset({PayMethod.QR, PayMethod.WAP})
-    assert WechatPayGateway.min_close_delay == timedelta(minutes=5)
+    assert WechatPayGateway.capabilities.methods == frozenset({PayMethod.QR, PayMethod.WAP})
+    assert WechatPayGateway.capabilities.close_delay == timedelta(minutes=5)
 
 
 def test_complete_options_have_no_problems():
@@ -117,7 +118,7 @@ def test_configuration_problems_are_named(overrides, problem):
 def test_a_key_that_does_not_load_makes_calls_fail_as_not_configured():
     gateway = WechatPayGateway(stub.options(private_key_path="/nonexistent/key.pem"), session=requests.Session())
     with pytest.raises(GatewayNotConfigured, match="private_key_path"):
-        gateway.query_payment("SO20251122000123P01")
+        gateway.query_payment(trade_ref("SO20251122000123P01"))
 
 
 # -- start_payment: Native (QR) -------------------------------------------------
@@ -296,7 +297,7 @@ def test_requests_wechat_cannot_take_raise_value_error_before_any_call(wechat, g
 def test_query_of_a_paid_trade(wechat, gateway):
     trade = stub.transaction()
     wechat.reply("GET", QUERY, trade)
-    assert gateway.query_payment("SO20251122000123P01") == TradeState(
+    assert gateway.query_payment(trade_ref("SO20251122000123P01")) == TradeState(
         out_trade_no="SO20251122000123P01",
         status=TradeStatus.SUCCEEDED,
         gateway_trade_no="4200002903202511221234567890",
@@ -325,7 +326,7 @@ UNPAID = {"transaction_id": None, "success_time": None, "payer": None}
 def test_trade_states_map(wechat, gateway, trade_state, status):
     extra = {} if status is TradeStatus.SUCCEEDED else UNPAID
     wechat.reply("GET", QUERY, stub.transaction(trade_state=trade_state, **extra))
-    state = gateway.query_payment("SO20251122000123P01")
+    state = gateway.query_payment(trade_ref("SO20251122000123P01"))
     assert (state.status, state.amount_minor) == (status, 8800)
     assert (state.paid_at is not None) is (status is TradeStatus.SUCCEEDED)
 
@@ -334,14 +335,14 @@ def test_trade_states_map(wechat, gateway, trade_state, status):
                                               (400, "ORDER_NOT_EXIST")])
 def test_query_of_an_unknown_trade_is_not_found(wechat, gateway, status, code):
     wechat.error("GET", QUERY, status, code, "订单不存在")
-    assert gateway.query_payment("SO20251122000123P01") == TradeState(
+    assert gateway.query_payment(trade_ref("SO20251122000123P01")) == TradeState(
         out_trade_no="SO20251122000123P01", status=TradeStatus.NOT_FOUND)
 
 
 def test_query_declined(wechat, gateway):
     wechat.error("GET", QUERY, 400, "PARAM_ERROR", "mchid不能为空")
     with pytest.raises(GatewayRejected) as caught:
-        gateway.query_payment("SO20251122000123P01")
+        gateway.query_payment(trade_ref("SO20251122000123P01"))
     assert (caught.value.code, caught.value.sub_code) == ("400", "PARAM_ERROR")
 
 
@@ -349,7 +350,7 @@ def test_query_declined(wechat, gateway):
 def test_query_outcome_unknown(wechat, gateway, arrange, match):
     arrange(wechat)
     with pytest.raises(GatewayUnavailable, match=match):
-        gateway.query_payment("SO20251122000123P01")
+        gateway.query_payment(trade_ref("SO20251122000123P01"))
 
 
 @pytest.mark.parametrize(
@@ -368,13 +369,13 @@ def test_query_outcome_unknown(wechat, gateway, arrange, match):
 def test_query_answers_that_are_not_about_our_trade_or_unreadable(wechat, gateway, trade, error, match):
     wechat.reply("GET", QUERY, trade)
     with pytest.raises(error, match=match):
-        gateway.query_payment("SO20251122000123P01")
+        gateway.query_payment(trade_ref("SO20251122000123P01"))
 
 
 def test_query_with_a_bad_answer_signature(wechat, gateway):
     wechat.reply("GET", QUERY, stub.transaction(), timestamp=str(int(stub.TS) - 3600))
     with pytest.raises(ResponseNotVerified, match="300 s"):
-        gateway.query_payment("SO20251122000123P01")
+        gateway.query_payment(trade_ref("SO20251122000123P01"))
 
 
 # -- close_payment (§6.4) ---------------------------------------------------------
@@ -389,7 +390,7 @@ def test_close_then_query_decides(wechat, gateway, trade_state, outcome):
     wechat.reply("POST", CLOSE, status=204)
     paid = trade_state in ("SUCCESS", "REFUND")
     wechat.reply("GET", QUERY, stub.transaction(trade_state=trade_state, **({} if paid else UNPAID)))
-    assert gateway.close_payment("SO20251122000123P01") is outcome
+    assert gateway.close_payment(trade_ref("SO20251122000123P01")) is outcome
     close, query = wechat.requests
     assert close.body == b'{"mchid":"1900000001"}'
     assert close.path_url == "/wechatpay/v3/pay/transactions/out-trade-no/SO20251122000123P01/close"
@@ -400,14 +401,14 @@ def test_a_204_for_a_trade_wechat_never_had_is_not_found(wechat, gateway):
     """§12.8: close may answer 204 for an unknown number; the query tells."""
     wechat.reply("POST", CLOSE, status=204)
     wechat.error("GET", QUERY, 404, "ORDER_NOT_EXIST")
-    assert gateway.close_payment("SO20251122000123P01") is CloseOutcome.NOT_FOUND
+    assert gateway.close_payment(trade_ref("SO20251122000123P01")) is CloseOutcome.NOT_FOUND
 
 
 def test_a_trade_still_payable_after_close_is_an_unknown_outcome(wechat, gateway):
     wechat.reply("POST", CLOSE, status=204)
     wechat.reply("GET", QUERY, stub.transaction(trade_state="NOTPAY", **UNPAID))
     with pytest.raises(GatewayUnavailable, match="still pending"):
-        gateway.close_payment("SO20251122000123P01")
+        gateway.close_payment(trade_ref("SO20251122000123P01"))
 
 
 @pytest.mark.parametrize(
@@ -417,27 +418,27 @@ def test_a_trade_still_payable_after_close_is_an_unknown_outcome(wechat, gateway
 )
 def test_close_errors_that_decide(wechat, gateway, status, code, outcome):
     wechat.error("POST", CLOSE, status, code)
-    assert gateway.close_payment("SO20251122000123P01") is outcome
+    assert gateway.close_payment(trade_ref("SO20251122000123P01")) is outcome
     assert len(wechat.requests) == 1
 
 
 def test_close_declined(wechat, gateway):
     wechat.error("POST", CLOSE, 401, "SIGN_ERROR", "签名错误")
     with pytest.raises(GatewayRejected, match="SIGN_ERROR"):
-        gateway.close_payment("SO20251122000123P01")
+        gateway.close_payment(trade_ref("SO20251122000123P01"))
 
 
 @pytest.mark.parametrize(("arrange", "match"), unavailable_cases("POST", CLOSE))
 def test_close_outcome_unknown(wechat, gateway, arrange, match):
     arrange(wechat)
     with pytest.raises(GatewayUnavailable, match=match):
-        gateway.close_payment("SO20251122000123P01")
+        gateway.close_payment(trade_ref("SO20251122000123P01"))
 
 
 def test_a_204_with_a_bad_signature_is_not_trusted_and_nothing_is_queried(wechat, gateway):
     wechat.reply("POST", CLOSE, status=204, signature="WECHATPAY/SIGNTEST/" + "B" * 324)
     with pytest.raises(ResponseNotVerified):
-        gateway.close_payment("SO20251122000123P01")
+        gateway.close_payment(trade_ref("SO20251122000123P01"))
     assert len(wechat.requests) == 1
 
 
@@ -445,7 +446,7 @@ def test_a_query_failing_after_close_is_an_unknown_outcome(wechat, gateway):
     wechat.reply("POST", CLOSE, status=204)
     wechat.fail("GET", QUERY, requests.exceptions.ReadTimeout())
     with pytest.raises(GatewayUnavailable):
-        gateway.close_payment("SO20251122000123P01")
+        gateway.close_payment(trade_ref("SO20251122000123P01"))
 
 
 # -- refund (§6.5, §6.6) --------------------------------------------------------------
@@ -590,7 +591,7 @@ def test_refund_reason_is_cut_to_80_characters(wechat, gateway):
 )
 def test_refund_query_maps_status(wechat, gateway, status, expected, message):
     wechat.reply("GET", REFUND, refund_answer(status=status))
-    state = gateway.query_refund(out_trade_no="SO20251122000123P01", out_refund_no="SO20251122000123R01")
+    state = gateway.query_refund(refund_ref("SO20251122000123P01", "SO20251122000123R01"))
     assert (state.status, state.amount_minor, state.refunded_at) == (expected, 3000, None)
     assert state.message.startswith(message)
     assert wechat.requests[0].path_url == "/wechatpay/v3/refund/domestic/refunds/SO20251122000123R01"
@@ -599,44 +600,44 @@ def test_refund_query_maps_status(wechat, gateway, status, expected, message):
 
 def test_refund_query_success(wechat, gateway):
     wechat.reply("GET", REFUND, refund_answer(status="SUCCESS", success_time="2025-11-22T09:59:10+08:00"))
-    state = gateway.query_refund(out_trade_no="SO20251122000123P01", out_refund_no="SO20251122000123R01")
+    state = gateway.query_refund(refund_ref("SO20251122000123P01", "SO20251122000123R01"))
     assert (state.status, state.gateway_refund_id, state.refunded_at) == (
         GatewayRefundStatus.SUCCEEDED, "50300905362025112212345678901", datetime(2025, 11, 22, 1, 59, 10, tzinfo=UTC))
 
 
 def test_refund_query_of_an_unknown_refund_is_not_found(wechat, gateway):
     wechat.error("GET", REFUND, 404, "RESOURCE_NOT_EXISTS", "退款单不存在")
-    assert gateway.query_refund(out_trade_no="SO20251122000123P01", out_refund_no="SO20251122000123R01") == (
+    assert gateway.query_refund(refund_ref("SO20251122000123P01", "SO20251122000123R01")) == (
         RefundState(out_refund_no="SO20251122000123R01", status=GatewayRefundStatus.NOT_FOUND))
 
 
 def test_refund_query_declined(wechat, gateway):
     wechat.error("GET", REFUND, 400, "PARAM_ERROR")
     with pytest.raises(GatewayRejected, match="PARAM_ERROR"):
-        gateway.query_refund(out_trade_no="SO20251122000123P01", out_refund_no="SO20251122000123R01")
+        gateway.query_refund(refund_ref("SO20251122000123P01", "SO20251122000123R01"))
 
 
 @pytest.mark.parametrize(("arrange", "match"), unavailable_cases("GET", REFUND))
 def test_refund_query_outcome_unknown(wechat, gateway, arrange, match):
     arrange(wechat)
     with pytest.raises(GatewayUnavailable, match=match):
-        gateway.query_refund(out_trade_no="SO20251122000123P01", out_refund_no="SO20251122000123R01")
+        gateway.query_refund(refund_ref("SO20251122000123P01", "SO20251122000123R01"))
 
 
 def test_refund_query_with_a_bad_answer_signature(wechat, gateway):
     wechat.reply("GET", REFUND, refund_answer(), key=stub.stranger_key())
     with pytest.raises(ResponseNotVerified):
-        gateway.query_refund(out_trade_no="SO20251122000123P01", out_refund_no="SO20251122000123R01")
+        gateway.query_refund(refund_ref("SO20251122000123P01", "SO20251122000123R01"))
 
 
 def test_refund_query_of_a_number_used_for_another_trade(wechat, gateway):
     wechat.reply("GET", REFUND, refund_answer(out_trade_no="SO20251122000999P01"))
     with pytest.raises(ResponseNotVerified, match="another trade"):
-        gateway.query_refund(out_trade_no="SO20251122000123P01", out_refund_no="SO20251122000123R01")
+        gateway.query_refund(refund_ref("SO20251122000123P01", "SO20251122000123R01"))
 
 
 def test_refund_query_with_an_unknown_status(wechat, gateway):
     wechat.reply("GET", REFUND, refund_answer(status="REFUNDCLOSE"))
     with pytest.raises(GatewayUnavailable, match="unknown refund status"):
-        gateway.query_refund(out_trade_no="SO20251122000123P01", out_refund_no="SO20251122000123R01")
+        gateway.query_refund(refund_ref("SO20251122000123P01", "SO20251122000123R01"))
 

@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from payments.exceptions import GatewayUnavailable, ResponseNotVerified
 from payments.gateways.wechatpay import signing
 from payments.gateways.wechatpay.client import ApiClient, path_segment
+from tests.gateway_references import trade_ref
 from tests.payments.gateways.fixtures.wechatpay import stub
 
 PINNED_POST_AUTHORIZATION = (
@@ -144,7 +145,7 @@ def test_get_with_query_is_signed_over_the_prefixed_path_and_query(wechat, tmp_p
     """docs/CONTRACT.md: with the sandbox base the signed path starts /wechatpay/v3/ and keeps ?mchid=."""
     path = "/v3/pay/transactions/out-trade-no/SO20251122000123P01"
     wechat.reply("GET", path, stub.transaction(trade_state="NOTPAY", success_time=None, transaction_id=None))
-    stub.make_gateway().query_payment("SO20251122000123P01")
+    stub.make_gateway().query_payment(trade_ref("SO20251122000123P01"))
     sent = wechat.requests[0]
     message = (
         b"GET\n/wechatpay/v3/pay/transactions/out-trade-no/SO20251122000123P01?mchid=1900000001\n"

@@ -34,6 +34,7 @@ from payments.gateways.base import (
 )
 from payments.gateways.wechatpay_v2 import WechatPayV2Gateway
 from payments.gateways.wechatpay_v2.client import MutualTlsAdapter
+from tests.gateway_references import refund_ref, trade_ref
 from tests.payments.gateways.fixtures.wechatpay_v2 import stub
 
 BEIJING = timezone(timedelta(hours=8))
@@ -280,7 +281,7 @@ def paid_answer(**fields: str) -> dict[str, str]:
 def test_query_of_a_paid_order(wechat, gateway):
     wechat.reply(ORDERQUERY, paid_answer())
 
-    state = gateway.query_payment(stub.OUT_TRADE_NO)
+    state = gateway.query_payment(trade_ref(stub.OUT_TRADE_NO))
 
     assert (state.status, state.amount_minor, state.gateway_trade_no) == (
         TradeStatus.SUCCEEDED, 8800, stub.TRANSACTION_ID)
@@ -296,34 +297,34 @@ def test_query_of_a_paid_order(wechat, gateway):
 def test_query_of_an_unpaid_order(wechat, gateway, trade_state, status):
     wechat.reply(ORDERQUERY, stub.answer(out_trade_no=stub.OUT_TRADE_NO, trade_state=trade_state))
 
-    assert gateway.query_payment(stub.OUT_TRADE_NO).status is status
+    assert gateway.query_payment(trade_ref(stub.OUT_TRADE_NO)).status is status
 
 
 def test_query_of_a_refunded_order_is_still_paid(wechat, gateway):
     wechat.reply(ORDERQUERY, paid_answer() | {"trade_state": "REFUND"})
 
-    assert gateway.query_payment(stub.OUT_TRADE_NO).status is TradeStatus.SUCCEEDED
+    assert gateway.query_payment(trade_ref(stub.OUT_TRADE_NO)).status is TradeStatus.SUCCEEDED
 
 
 def test_query_of_an_unknown_order_is_not_found(wechat, gateway):
     wechat.reply(ORDERQUERY, stub.refused("ORDERNOTEXIST", "此交易订单号不存在"))
 
-    assert gateway.query_payment(stub.OUT_TRADE_NO).status is TradeStatus.NOT_FOUND
+    assert gateway.query_payment(trade_ref(stub.OUT_TRADE_NO)).status is TradeStatus.NOT_FOUND
 
 
 def test_query_answers_that_are_not_a_result(wechat, gateway):
     wechat.reply(ORDERQUERY, stub.answer(out_trade_no=stub.OUT_TRADE_NO, trade_state="SOMETHING_NEW"))
     with pytest.raises(GatewayUnavailable, match="unknown trade_state"):
-        gateway.query_payment(stub.OUT_TRADE_NO)
+        gateway.query_payment(trade_ref(stub.OUT_TRADE_NO))
     wechat.reply(ORDERQUERY, paid_answer() | {"out_trade_no": "SO20251122000999P01"})
     with pytest.raises(ResponseNotVerified, match="out_trade_no"):
-        gateway.query_payment(stub.OUT_TRADE_NO)
+        gateway.query_payment(trade_ref(stub.OUT_TRADE_NO))
     wechat.reply(ORDERQUERY, paid_answer() | {"total_fee": "88.00"})
     with pytest.raises(GatewayUnavailable, match="total_fee"):
-        gateway.query_payment(stub.OUT_TRADE_NO)
+        gateway.query_payment(trade_ref(stub.OUT_TRADE_NO))
     wechat.reply(ORDERQUERY, stub.refused("SYSTEMERROR"))
     with pytest.raises(GatewayUnavailable, match="SYSTEMERROR"):
-        gateway.query_payment(stub.OUT_TRADE_NO)
+        gateway.query_payment(trade_ref(stub.OUT_TRADE_NO))
 
 
 # -- closeorder -------------------------------------------------------------------------
@@ -333,7 +334,7 @@ def test_close_then_query_says_closed(wechat, gateway):
     wechat.reply(CLOSEORDER, stub.answer())
     wechat.reply(ORDERQUERY, stub.answer(out_trade_no=stub.OUT_TRADE_NO, trade_state="CLOSED"))
 
-    assert gateway.close_payment(stub.OUT_TRADE_NO) is CloseOutcome.CLOSED
+    assert gateway.close_payment(trade_ref(stub.OUT_TRADE_NO)) is CloseOutcome.CLOSED
     assert [urlsplit(r.url).path for r in wechat.requests] == ["/wechatpay" + CLOSEORDER, "/wechatpay" + ORDERQUERY]
 
 
@@ -342,21 +343,21 @@ def test_close_then_query_says_closed(wechat, gateway):
 def test_close_refusals_that_say_where_the_trade_is(wechat, gateway, code, outcome):
     wechat.reply(CLOSEORDER, stub.refused(code))
 
-    assert gateway.close_payment(stub.OUT_TRADE_NO) is outcome
+    assert gateway.close_payment(trade_ref(stub.OUT_TRADE_NO)) is outcome
 
 
 def test_close_too_soon_or_still_payable_is_asked_again_later(wechat, gateway):
     wechat.reply(CLOSEORDER, stub.refused("SYSTEMERROR", "订单生成后不能马上调用关单接口，最短调用时间间隔为5分钟"))
     with pytest.raises(GatewayUnavailable, match="SYSTEMERROR"):
-        gateway.close_payment(stub.OUT_TRADE_NO)
+        gateway.close_payment(trade_ref(stub.OUT_TRADE_NO))
     wechat.reply(CLOSEORDER, stub.answer())
     wechat.reply(ORDERQUERY, stub.answer(out_trade_no=stub.OUT_TRADE_NO, trade_state="NOTPAY"))
     with pytest.raises(GatewayUnavailable, match="still pending"):
-        gateway.close_payment(stub.OUT_TRADE_NO)
+        gateway.close_payment(trade_ref(stub.OUT_TRADE_NO))
 
 
 def test_close_waits_five_minutes():
-    assert WechatPayV2Gateway.min_close_delay == timedelta(minutes=5)
+    assert WechatPayV2Gateway.capabilities.close_delay == timedelta(minutes=5)
 
 
 # -- refund over mutual TLS -----------------------------------------------------------
@@ -454,7 +455,7 @@ def listed(status: str, index: int = 0, out_refund_no: str = stub.OUT_REFUND_NO,
 def test_refund_query_states(wechat, gateway, status, expected):
     wechat.reply(REFUNDQUERY, stub.answer(out_trade_no=stub.OUT_TRADE_NO, refund_count="1", **listed(status)))
 
-    state = gateway.query_refund(out_trade_no=stub.OUT_TRADE_NO, out_refund_no=stub.OUT_REFUND_NO)
+    state = gateway.query_refund(refund_ref(stub.OUT_TRADE_NO, stub.OUT_REFUND_NO))
 
     assert state.status is expected
     assert wechat.sent()["out_refund_no"] == stub.OUT_REFUND_NO
@@ -465,7 +466,7 @@ def test_refund_query_reads_the_listed_refund_it_asked_for(wechat, gateway):
               **listed("SUCCESS", 1, refund_success_time_1="2025-11-22 09:59:10")}
     wechat.reply(REFUNDQUERY, stub.answer(out_trade_no=stub.OUT_TRADE_NO, refund_count="2", **fields))
 
-    state = gateway.query_refund(out_trade_no=stub.OUT_TRADE_NO, out_refund_no=stub.OUT_REFUND_NO)
+    state = gateway.query_refund(refund_ref(stub.OUT_TRADE_NO, stub.OUT_REFUND_NO))
 
     assert (state.status, state.amount_minor, state.gateway_refund_id) == (
         GatewayRefundStatus.SUCCEEDED, 3000, stub.REFUND_ID + "1")
@@ -475,7 +476,7 @@ def test_refund_query_reads_the_listed_refund_it_asked_for(wechat, gateway):
 def test_refund_query_of_an_unknown_refund_is_not_found(wechat, gateway):
     wechat.reply(REFUNDQUERY, stub.refused("REFUNDNOTEXIST"))
 
-    state = gateway.query_refund(out_trade_no=stub.OUT_TRADE_NO, out_refund_no=stub.OUT_REFUND_NO)
+    state = gateway.query_refund(refund_ref(stub.OUT_TRADE_NO, stub.OUT_REFUND_NO))
     assert state.status is GatewayRefundStatus.NOT_FOUND
 
 
@@ -483,11 +484,11 @@ def test_refund_query_answers_about_something_else_are_not_taken(wechat, gateway
     wechat.reply(REFUNDQUERY, stub.answer(out_trade_no="SO20251122000999P01", refund_count="1",
                                           **listed("SUCCESS")))
     with pytest.raises(ResponseNotVerified, match="out_trade_no"):
-        gateway.query_refund(out_trade_no=stub.OUT_TRADE_NO, out_refund_no=stub.OUT_REFUND_NO)
+        gateway.query_refund(refund_ref(stub.OUT_TRADE_NO, stub.OUT_REFUND_NO))
     wechat.reply(REFUNDQUERY, stub.answer(out_trade_no=stub.OUT_TRADE_NO, refund_count="1",
                                           **listed("SUCCESS", out_refund_no="OTHER")))
     with pytest.raises(ResponseNotVerified, match="does not list"):
-        gateway.query_refund(out_trade_no=stub.OUT_TRADE_NO, out_refund_no=stub.OUT_REFUND_NO)
+        gateway.query_refund(refund_ref(stub.OUT_TRADE_NO, stub.OUT_REFUND_NO))
 
 
 # -- downloadbill: the v3 file, the v3 parser ---------------------------------------------
