@@ -443,18 +443,7 @@ class AlipayGateway(Gateway):
         try:
             node = self._call(METHOD_REFUND, biz, reference=request.out_refund_no)
         except GatewayRejected as exc:
-            if exc.sub_code == SUB_SELLER_BALANCE_NOT_ENOUGH:
-                raise GatewayUnavailable(
-                    f"{METHOD_REFUND}: {exc.sub_code} {exc.gateway_message}: "
-                    "retry later with the same out_refund_no"
-                ) from exc
-            if exc.sub_code != SUB_DISCORDANT_REPEAT_REQUEST:
-                raise
-            logger.warning("alipay refund %s: %s; querying it", request.out_refund_no, exc.sub_code)
-            state = self._query_refund(request.out_trade_no, request.out_refund_no)
-            if state.status is GatewayRefundStatus.NOT_FOUND:
-                raise
-            return _same_amount(state, request)
+            return self._refund_refused(request, exc)
         _check_same(node, "out_trade_no", request.out_trade_no, METHOD_REFUND)
         if node.get("fund_change") == FUND_CHANGED:
             logger.info("alipay refund %s: succeeded", request.out_refund_no)
@@ -476,6 +465,22 @@ class AlipayGateway(Gateway):
                 message="not settled yet: query again, or repeat the refund with the same number and amount",
                 raw=node,
             )
+        return _same_amount(state, request)
+
+    def _refund_refused(self, request: RefundRequest, exc: GatewayRejected) -> RefundState:
+        """What a refused `alipay.trade.refund` means: retry later, the refund
+        already made under this number, or a final refusal (re-raised)."""
+        if exc.sub_code == SUB_SELLER_BALANCE_NOT_ENOUGH:
+            raise GatewayUnavailable(
+                f"{METHOD_REFUND}: {exc.sub_code} {exc.gateway_message}: "
+                "retry later with the same out_refund_no"
+            ) from exc
+        if exc.sub_code != SUB_DISCORDANT_REPEAT_REQUEST:
+            raise exc
+        logger.warning("alipay refund %s: %s; querying it", request.out_refund_no, exc.sub_code)
+        state = self._query_refund(request.out_trade_no, request.out_refund_no)
+        if state.status is GatewayRefundStatus.NOT_FOUND:
+            raise exc
         return _same_amount(state, request)
 
     def query_refund(self, reference: RefundReference) -> RefundState:
