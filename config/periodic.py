@@ -36,6 +36,11 @@ class PeriodicJob:
 
 
 PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
+    # Every minute: deliver again the outbox's follow-up tasks (refund
+    # submissions, automatic refunds, emails, closes) that never reached the
+    # broker, or reached it and were lost, once their lease ran out
+    # (OUTBOX_LEASE_SECONDS; shop/outbox.py).
+    PeriodicJob("outbox-relay", "shop.tasks.outbox_relay_due_task", EVERY_MINUTE, expires=55),
     # Every minute: ask the gateways about attempts still open a few minutes
     # after they started (PAYMENT_QUERY_AFTER_SECONDS), each with its own
     # exponential backoff, so a lost notification is healed within minutes.

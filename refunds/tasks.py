@@ -25,6 +25,9 @@ def refund_submit_task(self, refund_id: int) -> str:
     return refund_submit(refund_id=refund_id).status
 
 
+# No longer enqueued (payments' outbox task announces the refund and the
+# receiver starts it in-process); kept so messages queued before an upgrade
+# still run.
 @shared_task
 def refund_create_automatic_task(payment_id: int) -> int | None:
     from refunds.services import refund_create_automatic

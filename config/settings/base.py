@@ -159,6 +159,12 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TIMEZONE = "Asia/Shanghai"
 
+# The transactional outbox (shop/outbox.py): a follow-up task not completed
+# this long after its delivery is delivered again by the periodic relay; one
+# delivered this many times is given up with an alarm.
+OUTBOX_LEASE_SECONDS = env.int("OUTBOX_LEASE_SECONDS", default=300)
+OUTBOX_MAX_DELIVERIES = env.int("OUTBOX_MAX_DELIVERIES", default=10)
+
 # ---------------------------------------------------------------------------
 # Authentication
 # ---------------------------------------------------------------------------

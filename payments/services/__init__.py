@@ -35,7 +35,7 @@ from payments.services.sync import (
     payment_sync_if_due,
     payments_query_stale,
 )
-from payments.services.trade_state import trade_state_apply
+from payments.services.trade_state import payment_announce_refund_needed, trade_state_apply
 
 __all__ = [
     "JANITOR",
@@ -45,6 +45,7 @@ __all__ = [
     "notification_raw",
     "notification_receive",
     "order_attempts_close",
+    "payment_announce_refund_needed",
     "out_trade_no_for",
     "payment_apply_notification",
     "payment_close_at_gateway",

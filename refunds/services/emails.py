@@ -7,6 +7,7 @@ from django.template.loader import render_to_string
 from django.utils import translation
 
 from refunds.models import Refund
+from shop.outbox import outbox_enqueue
 
 
 def refund_email_shopper(*, refund_id: int, event: str) -> bool:
@@ -27,6 +28,5 @@ def refund_email_shopper(*, refund_id: int, event: str) -> bool:
 
 
 def enqueue_shopper_email(refund_id: int, event: str) -> None:
-    from refunds.tasks import refund_email_shopper_task
-
-    refund_email_shopper_task.delay(refund_id, event)
+    """In the caller's transaction: the outbox intent to email the shopper."""
+    outbox_enqueue("refunds.tasks.refund_email_shopper_task", refund_id, event)

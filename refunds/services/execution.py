@@ -38,6 +38,7 @@ from refunds.services.lifecycle import (
     refund_record_event,
 )
 from shop.actors import Actor
+from shop.outbox import outbox_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -110,7 +111,7 @@ def refund_fail(*, refund_id: int, message: str, actor: Actor, gateway_status: s
                     extra_fields=extra_fields)
         balance_release(balance, refund)
         order_refund_state_sync(order, actor=actor)
-        transaction.on_commit(lambda: enqueue_shopper_email(refund.pk, "failed"))
+        enqueue_shopper_email(refund.pk, "failed")
     metrics.refunds_finished.labels(gateway=refund.payment.gateway, status="failed").inc()
     return refund
 
@@ -145,7 +146,7 @@ def refund_apply_state(*, refund_id: int, state: RefundState, actor: Actor,
                                       "refunded_at": state.refunded_at or timezone.now(), "last_error": ""})
             balance_count_refunded(balance, refund)
             order_refund_state_sync(order, actor=actor)
-            transaction.on_commit(lambda: enqueue_shopper_email(refund.pk, "succeeded"))
+            enqueue_shopper_email(refund.pk, "succeeded")
             metrics.refunds_finished.labels(gateway=refund.payment.gateway, status="succeeded").inc()
         elif state.status == GatewayRefundStatus.ABNORMAL and refund.status == RefundStatus.PROCESSING:
             refund_move(refund, to_status=RefundStatus.ABNORMAL, actor=actor,
@@ -194,7 +195,7 @@ def refund_retry(*, refund_id: int, staff: Any) -> Refund:
         refund_move(refund, to_status=RefundStatus.PROCESSING, actor=Actor.staff(staff), reason="retry by staff",
                     detail=detail, extra_fields=extra_fields)
         order_refund_state_sync(order, actor=Actor.staff(staff))
-        transaction.on_commit(lambda: enqueue_submit(refund.pk))
+        enqueue_submit(refund.pk)
     return refund
 
 
@@ -215,6 +216,5 @@ def refund_settle_abnormal(*, refund_id: int, staff: Any, succeeded: bool, note:
 
 
 def enqueue_submit(refund_id: int) -> None:
-    from refunds.tasks import refund_submit_task
-
-    refund_submit_task.delay(refund_id)
+    """In the caller's transaction: the outbox intent to send the refund to its gateway."""
+    outbox_enqueue("refunds.tasks.refund_submit_task", refund_id)

@@ -57,8 +57,8 @@ def refund_approve(*, refund_id: int, reviewer: Any, note: str = "") -> Refund:
         balance_reserve(balance, refund)
         refund_move(refund, to_status=RefundStatus.APPROVED, actor=actor, reason="approved", detail={"note": note},
                     extra_fields={"reviewed_by": reviewer, "reviewed_at": timezone.now(), "review_note": note})
-        transaction.on_commit(lambda: enqueue_submit(refund.pk))
-        transaction.on_commit(lambda: enqueue_shopper_email(refund.pk, "approved"))
+        enqueue_submit(refund.pk)
+        enqueue_shopper_email(refund.pk, "approved")
     return refund
 
 
@@ -76,5 +76,5 @@ def refund_reject(*, refund_id: int, reviewer: Any, note: str) -> Refund:
                     extra_fields={"reviewed_by": reviewer, "reviewed_at": timezone.now(),
                                   "review_note": note.strip()})
         order_refund_state_sync(order, actor=actor)
-        transaction.on_commit(lambda: enqueue_shopper_email(refund.pk, "rejected"))
+        enqueue_shopper_email(refund.pk, "rejected")
     return refund
