@@ -52,6 +52,11 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     # its own exponential backoff (REFUND_POLL_*); give up loudly at the end.
     PeriodicJob("refunds-poll-processing", "refunds.tasks.refunds_poll_processing_task", EVERY_MINUTE,
                 expires=55),
+    # Every minute: send again approved refunds that never reached their
+    # gateway REFUND_RESUBMIT_AFTER_SECONDS after approval (the outbox's
+    # second line; refunds/services/stalled.py).
+    PeriodicJob("refunds-resubmit-stalled", "refunds.tasks.refunds_resubmit_stalled_task", EVERY_MINUTE,
+                expires=55),
     # Every minute: start the automatic refund of any duplicate or late
     # payment whose immediate trigger was lost.
     PeriodicJob("refunds-create-automatic", "refunds.tasks.refunds_create_automatic_pending_task",

@@ -19,6 +19,7 @@ from refunds.exceptions import RefundError
 from refunds.models import InvariantViolation, Refund, RefundApproval, RefundEvent, RefundStatus
 from refunds.permissions import REVIEW_PERMISSION
 from refunds.services import refund_approve, refund_reject, refund_retry, refund_settle_abnormal
+from refunds.services.stalled import stalled_q
 from shop.money import Money
 
 
@@ -69,12 +70,13 @@ class NeedsAttentionFilter(admin.SimpleListFilter):
     parameter_name = "attention"
 
     def lookups(self, request, model_admin):
-        return [("yes", _("Failed, abnormal, or polling gave up"))]
+        return [("yes", _("Failed, abnormal, polling gave up, or approved and never sent"))]
 
     def queryset(self, request, queryset):
         if self.value() == "yes":
             return queryset.filter(
                 Q(status__in=[RefundStatus.FAILED, RefundStatus.ABNORMAL]) | Q(gave_up_at__isnull=False)
+                | stalled_q()
             )
         return queryset
 

@@ -51,6 +51,13 @@ def refunds_poll_processing_task() -> int:
 
 
 @shared_task
+def refunds_resubmit_stalled_task() -> int:
+    from refunds.services import refunds_resubmit_stalled
+
+    return refunds_resubmit_stalled()
+
+
+@shared_task
 def refunds_create_automatic_pending_task() -> int:
     from refunds.services import refunds_create_automatic_pending
 

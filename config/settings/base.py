@@ -281,6 +281,11 @@ REFUND_SECOND_APPROVAL_ABOVE_MINOR = env.int("REFUND_SECOND_APPROVAL_ABOVE_MINOR
 REFUND_POLL_AFTER_SECONDS = env.int("REFUND_POLL_AFTER_SECONDS", default=60)
 REFUND_POLL_MAX_INTERVAL_SECONDS = env.int("REFUND_POLL_MAX_INTERVAL_SECONDS", default=3600)
 REFUND_POLL_GIVE_UP_AFTER = env.int("REFUND_POLL_GIVE_UP_AFTER", default=36)
+# An approved refund not yet sent to its gateway this long after approval is
+# sent again (then at this interval); still approved after the alarm limit,
+# it shows under "needs attention", in the admin banner and in the metrics.
+REFUND_RESUBMIT_AFTER_SECONDS = env.int("REFUND_RESUBMIT_AFTER_SECONDS", default=300)
+REFUND_STALLED_ALARM_AFTER_SECONDS = env.int("REFUND_STALLED_ALARM_AFTER_SECONDS", default=1800)
 
 GATEWAY_OPTIONS = {
     "alipay": {
