@@ -4,7 +4,7 @@ from datetime import timedelta
 import segno
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponse, JsonResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -25,15 +25,15 @@ from payments.exceptions import (
 from payments.forms import CashierForm, device_from_user_agent
 from payments.gateways import enabled_gateways, get_gateway
 from payments.gateways.base import ActionKind, PaymentAction
-from payments.inbound import raw_notification
-from payments.models import Payment, PaymentStatus
+from payments.inbound import notification_response
+from payments.models import NotificationKind, Payment, PaymentStatus
 from payments.services import (
-    payment_apply_notification,
     payment_start,
     payment_sync,
     payment_sync_if_due,
 )
 from shop.actors import Actor
+from shop.middleware import reads_raw_body
 
 logger = logging.getLogger(__name__)
 
@@ -173,12 +173,7 @@ def payment_result(request, out_trade_no: str):
 
 @csrf_exempt
 @require_POST
+@reads_raw_body
 def gateway_notify(request, gateway: str):
     """Asynchronous payment notifications. Bad input is a 4xx, never a 500."""
-    try:
-        get_gateway(gateway)
-    except GatewayNotConfigured as exc:
-        raise Http404(gateway) from exc
-    raw = raw_notification(request)
-    ack = payment_apply_notification(gateway_code=gateway, raw=raw)
-    return HttpResponse(ack.body, status=ack.status, content_type=ack.content_type)
+    return notification_response(request, gateway_code=gateway, kind=NotificationKind.PAYMENT)

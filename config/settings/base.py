@@ -64,6 +64,8 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # A NUL in a URL or a form value is a 404/400, never a database error.
+    "shop.middleware.RejectNulCharactersMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -286,6 +288,18 @@ REFUND_POLL_GIVE_UP_AFTER = env.int("REFUND_POLL_GIVE_UP_AFTER", default=36)
 # it shows under "needs attention", in the admin banner and in the metrics.
 REFUND_RESUBMIT_AFTER_SECONDS = env.int("REFUND_RESUBMIT_AFTER_SECONDS", default=300)
 REFUND_STALLED_ALARM_AFTER_SECONDS = env.int("REFUND_STALLED_ALARM_AFTER_SECONDS", default=1800)
+
+# Notifications: a body above this many bytes is refused (recorded as
+# rejected by its size, its content not stored); both providers send a few KB.
+NOTIFICATION_MAX_BODY_BYTES = env.int("NOTIFICATION_MAX_BODY_BYTES", default=64 * 1024)
+# Optional source allowlists for the notify endpoints, per gateway (comma
+# CIDRs; unset: any source). Addresses are read through TRUSTED_PROXIES.
+NOTIFY_ALLOWED_IPS = {
+    code: env.list(f"{code.upper()}_NOTIFY_ALLOWED_IPS", default=[]) for code in ("alipay", "wechatpay", "unionpay")
+}
+# Proxies (comma CIDRs) whose X-Forwarded-For names the client
+# (shop/client_ip.py): the notify allowlist, login throttling, the inbox.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 
 GATEWAY_OPTIONS = {
     "alipay": {

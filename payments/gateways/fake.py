@@ -42,6 +42,7 @@ class FakeGateway(Gateway):
     code = "fake"
     display_name = "Fake Pay"
     methods = frozenset({PayMethod.PAGE, PayMethod.WAP, PayMethod.QR})
+    notification_headers = frozenset({"content-type", "x-fake-signature"})
 
     def __init__(
         self,

@@ -26,7 +26,7 @@ from refunds import metrics
 from refunds.exceptions import InvalidRefundTransition, RejectNoteRequired
 from refunds.lock_objects import refund_for_update
 from refunds.models import Refund, RefundStatus
-from refunds.permissions import require_reviewer
+from refunds.permissions import require_independent_reviewer, require_reviewer
 from refunds.services.emails import enqueue_shopper_email
 from refunds.services.lifecycle import (
     SYSTEM,
@@ -184,6 +184,8 @@ def refund_retry(*, refund_id: int, staff: Any) -> Refund:
     require_reviewer(staff)
     with transaction.atomic():
         refund, balance, order = refund_for_update(refund_id=refund_id)
+        require_independent_reviewer(staff, shopper_id=order.shopper_id, applicant_id=refund.requested_by_id,
+                                     reference=refund.out_refund_no)
         if refund.status != RefundStatus.FAILED:
             raise InvalidRefundTransition(refund.out_refund_no, refund.status, RefundStatus.PROCESSING)
         balance_reserve(balance, refund)
@@ -206,7 +208,9 @@ def refund_settle_abnormal(*, refund_id: int, staff: Any, succeeded: bool, note:
         raise RejectNoteRequired(f"refund {refund_id}: settled without a note")
     target = RefundStatus.SUCCEEDED if succeeded else RefundStatus.FAILED
     with transaction.atomic():
-        refund, _balance, _order = refund_for_update(refund_id=refund_id)
+        refund, _balance, order = refund_for_update(refund_id=refund_id)
+        require_independent_reviewer(staff, shopper_id=order.shopper_id, applicant_id=refund.requested_by_id,
+                                     reference=refund.out_refund_no)
         if refund.status != RefundStatus.ABNORMAL:
             raise InvalidRefundTransition(refund.out_refund_no, refund.status, target)
     if not succeeded:

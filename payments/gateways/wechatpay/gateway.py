@@ -151,6 +151,11 @@ class WechatPayGateway(Gateway):
     methods = frozenset({PayMethod.QR, PayMethod.WAP})
     # The provider refuses to close a trade within five minutes of creating it.
     min_close_delay = timedelta(minutes=5)
+    # docs/gateways-wechatpay.md §4.1: what a notification's check reads.
+    notification_headers = frozenset({
+        "content-type", "wechatpay-timestamp", "wechatpay-nonce", "wechatpay-signature", "wechatpay-serial",
+        "wechatpay-signature-type", "request-id",
+    })
     required_options = (
         "mchid",
         "appid",
