@@ -65,9 +65,12 @@ class GatewayNotificationAdmin(ShopModelAdmin):
                        "process_count", "processed_at")
     exclude = ("body",)
 
+    class Media:
+        css = {"all": ["css/admin-inbox.css"]}
+
     @admin.display(description=_("raw body"))
     def raw_body(self, obj: GatewayNotification) -> str:
-        return format_html("<pre style='white-space: pre-wrap'>{}</pre>", obj.body_text)
+        return format_html('<pre class="raw-body">{}</pre>', obj.body_text)
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -1,7 +1,10 @@
 import logging
 from datetime import timedelta
+from functools import wraps
+from urllib.parse import urlsplit
 
 import segno
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, JsonResponse
@@ -50,7 +53,32 @@ def _shopper_payment(request, out_trade_no: str) -> Payment:
     )
 
 
+def _gateway_origins(codes) -> list[str]:
+    """The origins of the enabled gateways' URLs, for the cashier's CSP form-action."""
+    origins = set()
+    for code in codes:
+        for value in settings.GATEWAY_OPTIONS.get(code, {}).values():
+            parts = urlsplit(value) if isinstance(value, str) else None
+            if parts and parts.scheme in ("http", "https") and parts.netloc:
+                origins.add(f"{parts.scheme}://{parts.netloc}")
+    return sorted(origins)
+
+
+def allows_gateway_forms(view):
+    """The page's forms (and the redirects after them) may go to the gateways' pages."""
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        origins = _gateway_origins(settings.PAYMENT_GATEWAYS)
+        if origins:
+            response._csp_update = {"form-action": origins}
+        return response
+
+    return wrapped
+
+
 @login_required
+@allows_gateway_forms
 def cashier(request, order_no: str):
     order = get_object_or_404(Order, order_no=order_no, shopper=request.user)
     gateways = enabled_gateways()

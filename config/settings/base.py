@@ -4,6 +4,7 @@ Every value comes from the environment (or `.env`) through `config.env.env`.
 The variable names are part of the outside contract (docs/CONTRACT.md) and
 are all listed in `.env.example`.
 """
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -50,6 +51,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    # Login throttling for the shop and admin (AXES_* below).
+    "axes",
     # The shop's own apps, in dependency order: each may read the ones before.
     "shop",
     "orders",
@@ -70,6 +73,10 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # The Content-Security-Policy header (CONTENT_SECURITY_POLICY below).
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it answers a locked-out login.
+    "axes.middleware.AxesMiddleware",
 ]
 
 TEMPLATES = [
@@ -176,6 +183,18 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes first: it refuses a locked-out login before any password check
+# (https://django-axes.readthedocs.io/en/latest/2_installation.html).
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesBackend", "django.contrib.auth.backends.ModelBackend"]
+# After this many failed sign-ins for one username from one address (shop
+# and admin alike), that pair is locked out for LOGIN_LOCKOUT_MINUTES.
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "shop.client_ip.client_ip"
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "shop:catalogue"
 LOGOUT_REDIRECT_URL = "shop:catalogue"
@@ -221,6 +240,15 @@ if env.bool("SECURE_PROXY_SSL", default=False):
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# Content-Security-Policy (django-csp, https://django-csp.readthedocs.io/):
+# scripts, styles and images from the shop itself only, no inline script or
+# style anywhere. Forms may post to the gateways' payment pages (the
+# auto-submitting redirect form, and the redirects that follow a cashier
+# POST): the cashier adds the enabled gateways' URLs' origins, and
+# CSP_FORM_ACTION_EXTRA names the providers' own cashier hosts they redirect to.
+CSP_FORM_ACTION_EXTRA = env.list(
+    "CSP_FORM_ACTION_EXTRA", default=["https://*.alipay.com", "https://*.tenpay.com", "https://*.95516.com"])
 
 # ---------------------------------------------------------------------------
 # Logging
@@ -336,5 +364,21 @@ GATEWAY_OPTIONS = {
         "api_base": env("WECHATPAY_API_BASE", default=f"{SANDBOX_URL}/wechatpay"),
         "connect_timeout": GATEWAY_HTTP_CONNECT_TIMEOUT,
         "read_timeout": GATEWAY_HTTP_READ_TIMEOUT,
+    },
+}
+
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        # The cashier adds the enabled gateways' own origins (payments.views).
+        "form-action": ["'self'", *CSP_FORM_ACTION_EXTRA],
     },
 }
