@@ -18,7 +18,6 @@ from django.views.decorators.http import require_POST
 
 from orders.models import Order
 from payments.exceptions import (
-    AmountMismatch,
     GatewayError,
     GatewayNotConfigured,
     InvalidNotification,
@@ -32,7 +31,6 @@ from payments.inbound import notification_response
 from payments.models import NotificationKind, Payment, PaymentStatus
 from payments.services import (
     payment_start,
-    payment_sync,
     payment_sync_if_due,
 )
 from shop.actors import Actor
@@ -172,10 +170,10 @@ def gateway_return(request, gateway: str):
     payment = get_object_or_404(Payment, out_trade_no=out_trade_no, gateway=gateway)
     Payment.objects.filter(pk=payment.pk, returned_at__isnull=True).update(returned_at=timezone.now())
     if payment.is_open:
-        try:
-            payment_sync(payment_id=payment.pk, actor=Actor.system("return"))
-        except (GatewayError, AmountMismatch) as exc:
-            logger.warning("payment %s: query after return failed: %s", out_trade_no, exc)
+        # Anyone may replay a return URL: at most one gateway query per
+        # attempt per interval, across all processes; a hit while one is in
+        # flight (or just done) is answered from the database.
+        payment_sync_if_due(payment_id=payment.pk, actor=Actor.system("return"), min_interval=POLL_QUERY_INTERVAL)
     return redirect("payments:result", out_trade_no=out_trade_no)
 
 
