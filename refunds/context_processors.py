@@ -2,6 +2,7 @@ from django.db.models import Q
 
 from refunds.models import InvariantViolation, Refund, RefundStatus
 from refunds.services.stalled import stalled_q
+from shop.models import OutboxMessage
 
 
 def money_alarms(request):
@@ -14,5 +15,7 @@ def money_alarms(request):
         "attention": Refund.objects.filter(
             Q(status=RefundStatus.ABNORMAL) | Q(gave_up_at__isnull=False) | stalled_q()).count(),
         "to_review": Refund.objects.filter(status=RefundStatus.REQUESTED).count(),
+        # Follow-up tasks (refund submissions, emails...) the outbox gave up on.
+        "outbox_given_up": OutboxMessage.objects.filter(failed_at__isnull=False, completed_at__isnull=True).count(),
     }
     return {"money_alarms": alarms if any(alarms.values()) else None}

@@ -37,11 +37,12 @@ from typing import Any
 from celery.signals import task_failure, task_retry, task_success
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
+from django.db.models import Count, F, Min, Q
 from django.utils import timezone
 from django.utils.module_loading import import_string
 from kombu.exceptions import OperationalError
 
+from shop import metrics
 from shop.models import OutboxMessage
 
 logger = logging.getLogger(__name__)
@@ -113,7 +114,21 @@ def outbox_relay_due(*, now: datetime | None = None, limit: int = 500) -> int:
         logger.error("outbox: %d message(s) given up after %d deliveries", given_up, settings.OUTBOX_MAX_DELIVERIES)
     deliveries = [_Delivery(*row) for row in due]
     _relay(deliveries)
+    _export_backlog(now)
     return len(deliveries)
+
+
+def _export_backlog(now: datetime) -> None:
+    open_rows = OutboxMessage.objects.filter(completed_at__isnull=True)
+    stats = open_rows.aggregate(
+        given_up=Count("pk", filter=Q(failed_at__isnull=False)),
+        due=Count("pk", filter=Q(failed_at__isnull=True, due_at__lte=now)),
+        oldest=Min("created_at", filter=Q(failed_at__isnull=True)),
+    )
+    metrics.outbox_messages.labels(state="due").set(stats["due"])
+    metrics.outbox_messages.labels(state="given_up").set(stats["given_up"])
+    oldest = stats["oldest"]
+    metrics.outbox_oldest_due_seconds.set(max((now - oldest).total_seconds(), 0) if oldest else 0)
 
 
 def _relay(deliveries: Sequence[_Delivery]) -> None:

@@ -250,6 +250,11 @@ CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
 CSP_FORM_ACTION_EXTRA = env.list(
     "CSP_FORM_ACTION_EXTRA", default=["https://*.alipay.com", "https://*.tenpay.com", "https://*.95516.com"])
 
+# /metrics (config/metrics.py): who may scrape it. An address in these
+# CIDRs (through TRUSTED_PROXIES), or a request with this bearer token.
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1/32", "::1/128"])
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+
 # ---------------------------------------------------------------------------
 # Logging
 # ---------------------------------------------------------------------------
