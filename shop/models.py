@@ -99,3 +99,25 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.task}{tuple(self.args)}"
+
+
+class WorkerHeartbeat(models.Model):
+    """The last sign of life of each Celery worker, shown by /healthz.
+
+    Written every WORKER_HEARTBEAT_SECONDS from the worker's own event loop
+    (config/celery_app.py): a worker that crashed, or hangs reconnecting to
+    its broker, stops writing and shows as stale.
+    """
+
+    hostname = models.CharField(max_length=200, unique=True)
+    pid = models.PositiveIntegerField()
+    started_at = models.DateTimeField()
+    seen_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-seen_at"]
+        verbose_name = _("worker heartbeat")
+        verbose_name_plural = _("worker heartbeats")
+
+    def __str__(self) -> str:
+        return f"{self.hostname} ({self.seen_at:%H:%M:%S})"

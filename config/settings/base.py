@@ -163,9 +163,30 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=120)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=180)
-# Redis redelivers an unacknowledged task after this; longer than any task.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Riding out a broker restart (Redis stopped, restarted empty): the worker
+# retries the connection forever instead of exiting after 100 tries; a task
+# running when the connection drops is cancelled and given back, since its
+# late ack can no longer reach the broker (the outbox re-delivers whatever
+# a restart without persistence lost, shop/outbox.py); sockets time out and
+# are health-checked, so a half-open connection is noticed.
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-settings
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Redis redelivers an unacknowledged task after this; longer than any task.
+    "visibility_timeout": 3600,
+    "socket_timeout": 10,
+    "socket_connect_timeout": 5,
+    "socket_keepalive": True,
+    "retry_on_timeout": True,
+    "health_check_interval": 25,
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# A publish (the outbox relay, retry=False) gives up after this many seconds.
+CELERY_BROKER_CONNECTION_TIMEOUT = 4
+# How often each worker writes its heartbeat (/healthz, shop/workers.py).
+WORKER_HEARTBEAT_SECONDS = env.int("WORKER_HEARTBEAT_SECONDS", default=30)
 CELERY_TIMEZONE = "Asia/Shanghai"
 
 # The transactional outbox (shop/outbox.py): a follow-up task not completed
