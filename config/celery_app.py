@@ -5,6 +5,7 @@ Configuration comes from Django settings under the CELERY_ namespace
 """
 import logging
 import os
+import threading
 
 from celery import Celery, bootsteps
 
@@ -19,39 +20,48 @@ app.conf.beat_schedule = beat_schedule()
 
 
 class WorkerHeartbeatStep(bootsteps.StartStopStep):
-    """Write this worker's heartbeat (shop.workers) from its own timer.
+    """Write this worker's heartbeat (shop.workers) every WORKER_HEARTBEAT_SECONDS.
 
-    The timer runs in the worker's event loop: a worker stuck reconnecting
-    to its broker, or dead, stops beating and /healthz shows it stale.
+    A thread of its own, so the beat goes on while the consumer reconnects
+    to its broker; each beat says whether the consumer is running (taking
+    tasks) or not. A dead worker stops beating: /healthz shows it stale.
     """
-
-    requires = {"celery.worker.components:Timer"}
 
     def __init__(self, parent, **kwargs):
         super().__init__(parent, **kwargs)
-        self.timer_ref = None
+        self.stopping = threading.Event()
+        self.thread = None
 
     def start(self, worker):
         from django.conf import settings
         from django.utils import timezone
 
-        self.started_at = timezone.now()
-        self.beat(worker)
-        self.timer_ref = worker.timer.call_repeatedly(settings.WORKER_HEARTBEAT_SECONDS, self.beat, (worker,))
+        started_at = timezone.now()
+        interval = settings.WORKER_HEARTBEAT_SECONDS
+
+        def beat_until_stopped():
+            while not self.stopping.is_set():
+                self.beat(worker, started_at)
+                self.stopping.wait(interval)
+
+        self.thread = threading.Thread(target=beat_until_stopped, name="shop-heartbeat", daemon=True)
+        self.thread.start()
 
     def stop(self, worker):
-        if self.timer_ref is not None:
-            self.timer_ref.cancel()
-            self.timer_ref = None
+        self.stopping.set()
 
-    def beat(self, worker):
+    def beat(self, worker, started_at):
         from django.db import close_old_connections
 
         from shop.workers import worker_heartbeat_record
 
+        consumer = getattr(worker, "consumer", None)
+        consuming = bool(consumer is not None and consumer.connection is not None
+                         and getattr(consumer.blueprint, "state", None) == bootsteps.RUN)
         try:
             close_old_connections()
-            worker_heartbeat_record(hostname=worker.hostname, pid=os.getpid(), started_at=self.started_at)
+            worker_heartbeat_record(hostname=worker.hostname, pid=os.getpid(), started_at=started_at,
+                                    consuming=consuming)
         except Exception:  # the database may be down: the heartbeat just stops
             logging.getLogger(__name__).exception("worker heartbeat not written")
 

@@ -104,15 +104,17 @@ class OutboxMessage(models.Model):
 class WorkerHeartbeat(models.Model):
     """The last sign of life of each Celery worker, shown by /healthz.
 
-    Written every WORKER_HEARTBEAT_SECONDS from the worker's own event loop
-    (config/celery_app.py): a worker that crashed, or hangs reconnecting to
-    its broker, stops writing and shows as stale.
+    Written every WORKER_HEARTBEAT_SECONDS by a thread of the worker itself
+    (config/celery_app.py): a worker that died stops writing and shows as
+    stale; one whose consumer is reconnecting to its broker says so.
     """
 
     hostname = models.CharField(max_length=200, unique=True)
     pid = models.PositiveIntegerField()
     started_at = models.DateTimeField()
     seen_at = models.DateTimeField()
+    # Whether its consumer was taking tasks at that beat (not reconnecting).
+    consuming = models.BooleanField(default=True)
 
     class Meta:
         ordering = ["-seen_at"]

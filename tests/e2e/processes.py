@@ -28,12 +28,29 @@ def test_database_url() -> str:
     return f"postgres://{settings['USER'] or 'postgres'}@{settings['HOST'] or '127.0.0.1'}:{settings['PORT'] or 5432}/{settings['NAME']}"
 
 
+_COLLECTED: dict[str, str] = {}
+
+
+def collected_static(workdir: Path) -> str:
+    """Production settings serve the manifest of `collectstatic`: collect once per session."""
+    if "root" not in _COLLECTED:
+        root = workdir / "static"
+        subprocess.run([sys.executable, "manage.py", "collectstatic", "--noinput", "-v0"], cwd=REPO_ROOT,
+                       env={**_base_environment(), "DJANGO_SETTINGS_MODULE": "config.settings.production",
+                            "SECRET_KEY": "collect-only", "STATIC_ROOT": str(root)}, check=True, timeout=120)
+        _COLLECTED["root"] = str(root)
+    return _COLLECTED["root"]
+
+
+def _base_environment() -> dict[str, str]:
+    return {key: value for key, value in os.environ.items()
+            if not key.startswith(("PYTEST", "DJANGO_SETTINGS_MODULE", "REDIS_URL", "PROMETHEUS"))}
+
+
 def shop_environment(workdir: Path, **extra: str) -> dict[str, str]:
-    environment = {
-        key: value for key, value in os.environ.items()
-        if not key.startswith(("PYTEST", "DJANGO_SETTINGS_MODULE", "REDIS_URL", "PROMETHEUS"))
-    }
+    environment = _base_environment()
     environment.update(
+        STATIC_ROOT=collected_static(workdir.parent),
         DJANGO_SETTINGS_MODULE="config.settings.production",
         SECRET_KEY="e2e-only-secret-key",
         ALLOWED_HOSTS="127.0.0.1,localhost",

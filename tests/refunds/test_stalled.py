@@ -92,3 +92,15 @@ def test_an_approved_refund_never_sent_is_sent_again_by_the_sweep_and_alarms_whi
     assert money_invariants_check() == []
     assert not InvariantViolation.objects.filter(resolved_at__isnull=True).exists()
     assert refunds_unsubmitted_minor._value.get() == 0
+
+
+def test_a_refund_email_delivered_twice_is_sent_once(mailoutbox):
+    from refunds.services import refund_email_shopper
+
+    order, _ = paid_order()
+    refund = apply_for_refund(order, 4000)
+    mailoutbox.clear()
+    assert refund_email_shopper(refund_id=refund.pk, event="approved") is True
+    assert refund_email_shopper(refund_id=refund.pk, event="approved") is False  # the outbox's second delivery
+    assert refund_email_shopper(refund_id=refund.pk, event="succeeded") is True
+    assert len(mailoutbox) == 2
