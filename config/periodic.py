@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from celery.schedules import BaseSchedule, schedule
+from celery.schedules import BaseSchedule, crontab, schedule
 from django.utils.module_loading import import_string
 
 logger = logging.getLogger(__name__)
@@ -65,6 +65,11 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     # raise (or clear) the alarms staff see in admin.
     PeriodicJob("money-invariants-check", "refunds.tasks.money_invariants_check_task",
                 schedule(timedelta(minutes=10)), expires=590),
+    # Nightly at 02:30 Beijing time: archive the finished days' raw
+    # notifications and payment and refund events, each day's manifest
+    # chained to the one before (archive/services.py); a missed night is
+    # caught up the next.
+    PeriodicJob("archive-days", "archive.tasks.archive_days_due_task", crontab(hour=2, minute=30), expires=3600),
 )
 
 

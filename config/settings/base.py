@@ -59,6 +59,8 @@ INSTALLED_APPS = [
     "payments",
     "refunds",
     "reconciliation",
+    # The nightly archive of notifications and payment and refund events.
+    "archive",
 ]
 
 MIDDLEWARE = [
@@ -237,6 +239,23 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # Where `collectstatic` puts them for WhiteNoise (production).
 STATIC_ROOT = Path(env("STATIC_ROOT", default=str(VAR_DIR / "static")))
+
+# ---------------------------------------------------------------------------
+# Storages: the archive (archive/services.py) goes to its own storage, a
+# directory by default; any Django storage backend may be named, e.g.
+# django-storages' "storages.backends.s3.S3Storage" (installed separately,
+# configured by its own AWS_* variables).
+# ---------------------------------------------------------------------------
+ARCHIVE_STORAGE_BACKEND = env("ARCHIVE_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage")
+ARCHIVE_LOCATION = env("ARCHIVE_LOCATION", default=str(VAR_DIR / "archive"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "archive": {
+        "BACKEND": ARCHIVE_STORAGE_BACKEND,
+        "OPTIONS": {"location": ARCHIVE_LOCATION} if ARCHIVE_STORAGE_BACKEND.endswith("FileSystemStorage") else {},
+    },
+}
 
 # ---------------------------------------------------------------------------
 # Email

@@ -60,6 +60,7 @@ def shop_environment(workdir: Path, **extra: str) -> dict[str, str]:
         CONN_MAX_AGE="0",
         PYTHONUNBUFFERED="1",
         GUNICORN_CONTROL_SOCKET=str(workdir / "gunicorn.ctl"),
+        ARCHIVE_LOCATION=str(workdir / "archive"),
     )
     environment.update(extra)
     return environment
