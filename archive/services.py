@@ -196,7 +196,7 @@ def archive_days_due(*, today: date | None = None, storage: Storage | None = Non
         if not earliest:
             return []
         first = min(earliest).astimezone(BEIJING).date()
-    written = []
+    written: list[date] = []
     day = first
     while day < today and len(written) < limit:
         archive_day(day=day, storage=storage)

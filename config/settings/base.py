@@ -145,6 +145,9 @@ else:
 # Celery (https://docs.celeryq.dev/en/stable/django/first-steps-with-django.html)
 # ---------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL or "memory://"
+# kombu's Redis transport with the repair that keeps a worker alive through
+# a Redis restart (config/broker.py); the in-memory broker needs none.
+CELERY_BROKER_TRANSPORT = "config.broker:RedisTransport" if REDIS_URL else None
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 # Without a broker, tasks run in-process so the embedded default still works.
