@@ -19,14 +19,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import redis
 from kombu.transport import redis as kombu_redis
 
 
 class Channel(kombu_redis.Channel):
     def _connparams(self, asynchronous: bool = False) -> Any:
         if self.connection.client is None:
-            raise kombu_redis.redis.exceptions.ConnectionError("the broker connection was already collected")
-        return super()._connparams(asynchronous=asynchronous)
+            raise redis.exceptions.ConnectionError("the broker connection was already collected")
+        # kombu-stubs leave out this private method.
+        return super()._connparams(asynchronous=asynchronous)  # type: ignore[misc]
 
 
 class RedisTransport(kombu_redis.Transport):
