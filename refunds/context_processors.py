@@ -16,6 +16,7 @@ def money_alarms(request):
             Q(status=RefundStatus.ABNORMAL) | Q(gave_up_at__isnull=False) | stalled_q()).count(),
         "to_review": Refund.objects.filter(status=RefundStatus.REQUESTED).count(),
         # Follow-up tasks (refund submissions, emails...) the outbox gave up on.
-        "outbox_given_up": OutboxMessage.objects.filter(failed_at__isnull=False, completed_at__isnull=True).count(),
+        "outbox_given_up": OutboxMessage.objects.filter(failed_at__isnull=False, completed_at__isnull=True).count()
+        if user.has_perm("shop.view_outboxmessage") else 0,
     }
     return {"money_alarms": alarms if any(alarms.values()) else None}

@@ -175,3 +175,20 @@ def test_without_propagation_a_task_error_never_reaches_the_committing_request(
             message = outbox_enqueue("tests.shop.outbox_tasks.failing_task", 4)
     message.refresh_from_db()
     assert message.completed_at is None and "failing 4" in message.last_error
+
+
+@pytest.mark.django_db
+def test_staff_see_given_up_messages_in_the_banner_and_the_outbox_list(client):
+    from tests.refunds.factories import reviewer
+
+    OutboxMessage.objects.create(task=RECORD, args=[8], due_at=timezone.now(), failed_at=timezone.now(),
+                                 deliveries=10, last_error="failed: RuntimeError('smtp down')")
+    from django.contrib.auth.models import Permission
+
+    desk = reviewer("desk")
+    desk.user_permissions.add(Permission.objects.get(codename="view_outboxmessage"))
+    client.force_login(desk)
+    banner = client.get("/admin/").content.decode()
+    assert "1 follow-up task was given up after repeated failures" in banner
+    listing = client.get("/admin/shop/outboxmessage/?state=given_up")
+    assert listing.status_code == 200 and RECORD in listing.content.decode()
