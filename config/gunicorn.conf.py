@@ -9,6 +9,8 @@ thread. Database connections persist between requests (CONN_MAX_AGE).
 """
 import multiprocessing
 import os
+import re
+from pathlib import Path
 
 wsgi_app = "config.wsgi:application"
 bind = os.environ.get("BIND", "0.0.0.0:8000")
@@ -25,3 +27,33 @@ max_requests_jitter = 200
 accesslog = "-"
 errorlog = "-"
 forwarded_allow_ips = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1")
+
+# The control socket (gunicornc) of this instance, not the per-user default
+# ($XDG_RUNTIME_DIR/gunicorn.ctl) that every gunicorn of the same user would
+# share: named after the bind address, or GUNICORN_CONTROL_SOCKET (a path,
+# or "off" to have none).
+_control = os.environ.get("GUNICORN_CONTROL_SOCKET", "")
+if _control.lower() == "off":
+    control_socket_disable = True
+else:
+    _instance = re.sub(r"[^A-Za-z0-9]+", "-", bind).strip("-") or "default"
+    control_socket = _control or str(Path(__file__).resolve().parent.parent / "var" / "run" / f"gunicorn-{_instance}.ctl")
+control_socket_mode = 0o600
+
+
+# Prometheus multiprocess mode (config/metrics.py): the directory starts
+# empty with each gunicorn (stale files of dead processes would be summed
+# in), and a worker that exits is marked dead so its live gauges go.
+def on_starting(server):
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        for stale in Path(directory).glob("*.db"):
+            stale.unlink()
+
+
+def child_exit(server, worker):
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)

@@ -36,11 +36,27 @@ def _redis_status() -> str:
     return "ok"
 
 
+def _worker_status() -> str:
+    from shop.workers import worker_health
+
+    try:
+        return worker_health()
+    except Exception:
+        logger.exception("health check: worker heartbeat unreadable")
+        return "error"
+
+
 @never_cache
 def healthz(request):
+    """The web tier's health (database, Redis: 200 or 503) and, beside it, the workers'.
+
+    `worker` (ok, stale, none, not configured) never makes the web tier
+    unhealthy: a load balancer must not take web processes out because a
+    worker is down; monitoring alerts on it.
+    """
     checks = {"database": _database_status(), "redis": _redis_status()}
     healthy = all(value in ("ok", "not configured") for value in checks.values())
     return JsonResponse(
-        {"status": "ok" if healthy else "error", **checks},
+        {"status": "ok" if healthy else "error", **checks, "worker": _worker_status()},
         status=200 if healthy else 503,
     )

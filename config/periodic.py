@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from celery.schedules import BaseSchedule, schedule
+from celery.schedules import BaseSchedule, crontab, schedule
 from django.utils.module_loading import import_string
 
 logger = logging.getLogger(__name__)
@@ -36,6 +36,11 @@ class PeriodicJob:
 
 
 PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
+    # Every minute: deliver again the outbox's follow-up tasks (refund
+    # submissions, automatic refunds, emails, closes) that never reached the
+    # broker, or reached it and were lost, once their lease ran out
+    # (OUTBOX_LEASE_SECONDS; shop/outbox.py).
+    PeriodicJob("outbox-relay", "shop.tasks.outbox_relay_due_task", EVERY_MINUTE, expires=55),
     # Every minute: ask the gateways about attempts still open a few minutes
     # after they started (PAYMENT_QUERY_AFTER_SECONDS), each with its own
     # exponential backoff, so a lost notification is healed within minutes.
@@ -47,6 +52,11 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     # its own exponential backoff (REFUND_POLL_*); give up loudly at the end.
     PeriodicJob("refunds-poll-processing", "refunds.tasks.refunds_poll_processing_task", EVERY_MINUTE,
                 expires=55),
+    # Every minute: send again approved refunds that never reached their
+    # gateway REFUND_RESUBMIT_AFTER_SECONDS after approval (the outbox's
+    # second line; refunds/services/stalled.py).
+    PeriodicJob("refunds-resubmit-stalled", "refunds.tasks.refunds_resubmit_stalled_task", EVERY_MINUTE,
+                expires=55),
     # Every minute: start the automatic refund of any duplicate or late
     # payment whose immediate trigger was lost.
     PeriodicJob("refunds-create-automatic", "refunds.tasks.refunds_create_automatic_pending_task",
@@ -55,6 +65,11 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     # raise (or clear) the alarms staff see in admin.
     PeriodicJob("money-invariants-check", "refunds.tasks.money_invariants_check_task",
                 schedule(timedelta(minutes=10)), expires=590),
+    # Nightly at 02:30 Beijing time: archive the finished days' raw
+    # notifications and payment and refund events, each day's manifest
+    # chained to the one before (archive/services.py); a missed night is
+    # caught up the next.
+    PeriodicJob("archive-days", "archive.tasks.archive_days_due_task", crontab(hour=2, minute=30), expires=3600),
 )
 
 

@@ -6,6 +6,7 @@ from payments.exceptions import AmountMismatch, GatewayError
 from payments.models import GatewayNotification, Payment, PaymentEvent
 from payments.services import notification_process, payment_sync
 from shop.actors import Actor
+from shop.admin_actions import ShopModelAdmin
 
 
 class PaymentEventInline(admin.TabularInline):
@@ -21,7 +22,7 @@ class PaymentEventInline(admin.TabularInline):
 
 
 @admin.register(Payment)
-class PaymentAdmin(admin.ModelAdmin):
+class PaymentAdmin(ShopModelAdmin):
     list_display = ("out_trade_no", "order", "gateway", "method", "amount_minor", "status",
                     "refund_required", "paid_at", "created_at")
     list_filter = ("status", "gateway", "method", "refund_required", "created_at")
@@ -39,7 +40,8 @@ class PaymentAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.action(description=_("Ask the gateway for the current state"))
+    # It changes the payment (and maybe the order): the change permission.
+    @admin.action(description=_("Ask the gateway for the current state"), permissions=["change"])
     def query_gateway(self, request, queryset):
         for payment in queryset:
             try:
@@ -51,7 +53,7 @@ class PaymentAdmin(admin.ModelAdmin):
 
 
 @admin.register(GatewayNotification)
-class GatewayNotificationAdmin(admin.ModelAdmin):
+class GatewayNotificationAdmin(ShopModelAdmin):
     list_display = ("pk", "received_at", "gateway", "kind", "out_trade_no", "verified", "outcome",
                     "process_count")
     list_filter = ("gateway", "kind", "outcome", "verified", "received_at")
@@ -63,9 +65,12 @@ class GatewayNotificationAdmin(admin.ModelAdmin):
                        "process_count", "processed_at")
     exclude = ("body",)
 
+    class Media:
+        css = {"all": ["css/admin-inbox.css"]}
+
     @admin.display(description=_("raw body"))
     def raw_body(self, obj: GatewayNotification) -> str:
-        return format_html("<pre style='white-space: pre-wrap'>{}</pre>", obj.body_text)
+        return format_html('<pre class="raw-body">{}</pre>', obj.body_text)
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -73,7 +78,8 @@ class GatewayNotificationAdmin(admin.ModelAdmin):
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
 
-    @admin.action(description=_("Process again (safe: an applied notification is never applied twice)"))
+    @admin.action(description=_("Process again (safe: an applied notification is never applied twice)"),
+                  permissions=["change"])
     def reprocess(self, request, queryset):
         for notification in queryset:
             try:

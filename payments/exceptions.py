@@ -20,6 +20,8 @@ The convention (detail in `str()`, the sentence a person sees in
     ├── StatementFormatError        a bill that does not parse as its provider
     │   │                           documents it (also a ValueError)
     │   └── StatementTotalsMismatch its rows disagree with its own control totals
+    ├── NotificationRefused         a verified notification about nothing of ours
+    │                               (unknown trade or refund, another amount): 4xx
     ├── AmountMismatch              a verified result whose amount differs from ours
     ├── UnknownTrade                a verified result for a trade we never started
     ├── OrderNotPayable             the order is paid, closed or past its deadline
@@ -84,6 +86,15 @@ class StatementFormatError(PaymentError, ValueError):
 
 class StatementTotalsMismatch(StatementFormatError):
     """A bill whose rows disagree with its own control totals."""
+
+
+class NotificationRefused(PaymentError):
+    """Raised by notification handlers; `alarming` when money disagrees (logged as an error)."""
+
+    def __init__(self, detail: str, *, out_trade_no: str = "", alarming: bool = False) -> None:
+        super().__init__(detail)
+        self.out_trade_no = out_trade_no
+        self.alarming = alarming
 
 
 class AmountMismatch(PaymentError):

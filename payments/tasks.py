@@ -55,3 +55,11 @@ def payments_query_stale_task() -> int:
     from payments.services import payments_query_stale
 
     return payments_query_stale()
+
+
+@shared_task
+def payment_announce_refund_needed_task(payment_id: int) -> None:
+    """After the commit that flagged a payment for refund: payment_needs_refund."""
+    from payments.services import payment_announce_refund_needed
+
+    payment_announce_refund_needed(payment_id=payment_id)

@@ -1,10 +1,13 @@
 import logging
 from datetime import timedelta
+from functools import wraps
+from urllib.parse import urlsplit
 
 import segno
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponse, HttpResponseNotAllowed, JsonResponse
+from django.http import Http404, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -15,7 +18,6 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from orders.models import Order
 from payments.exceptions import (
-    AmountMismatch,
     GatewayError,
     GatewayNotConfigured,
     InvalidNotification,
@@ -25,15 +27,14 @@ from payments.exceptions import (
 from payments.forms import CashierForm, device_from_user_agent
 from payments.gateways import enabled_gateways, get_gateway
 from payments.gateways.base import ActionKind, PaymentAction, ReturnMethod
-from payments.inbound import raw_notification
-from payments.models import Payment, PaymentStatus
+from payments.inbound import notification_response
+from payments.models import NotificationKind, Payment, PaymentStatus
 from payments.services import (
-    payment_apply_notification,
     payment_start,
-    payment_sync,
     payment_sync_if_due,
 )
 from shop.actors import Actor
+from shop.middleware import reads_raw_body
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +51,32 @@ def _shopper_payment(request, out_trade_no: str) -> Payment:
     )
 
 
+def _gateway_origins(codes) -> list[str]:
+    """The origins of the enabled gateways' URLs, for the cashier's CSP form-action."""
+    origins = set()
+    for code in codes:
+        for value in settings.GATEWAY_OPTIONS.get(code, {}).values():
+            parts = urlsplit(value) if isinstance(value, str) else None
+            if parts and parts.scheme in ("http", "https") and parts.netloc:
+                origins.add(f"{parts.scheme}://{parts.netloc}")
+    return sorted(origins)
+
+
+def allows_gateway_forms(view):
+    """The page's forms (and the redirects after them) may go to the gateways' pages."""
+    @wraps(view)
+    def wrapped(request, *args, **kwargs):
+        response = view(request, *args, **kwargs)
+        origins = _gateway_origins(settings.PAYMENT_GATEWAYS)
+        if origins:
+            response._csp_update = {"form-action": origins}
+        return response
+
+    return wrapped
+
+
 @login_required
+@allows_gateway_forms
 def cashier(request, order_no: str):
     order = get_object_or_404(Order, order_no=order_no, shopper=request.user)
     gateways = enabled_gateways()
@@ -158,10 +184,10 @@ def gateway_return(request, gateway: str):
     payment = get_object_or_404(Payment, out_trade_no=out_trade_no, gateway=gateway)
     Payment.objects.filter(pk=payment.pk, returned_at__isnull=True).update(returned_at=timezone.now())
     if payment.is_open:
-        try:
-            payment_sync(payment_id=payment.pk, actor=Actor.system("return"))
-        except (GatewayError, AmountMismatch) as exc:
-            logger.warning("payment %s: query after return failed: %s", out_trade_no, exc)
+        # Anyone may replay a return URL: at most one gateway query per
+        # attempt per interval, across all processes; a hit while one is in
+        # flight (or just done) is answered from the database.
+        payment_sync_if_due(payment_id=payment.pk, actor=Actor.system("return"), min_interval=POLL_QUERY_INTERVAL)
     return redirect("payments:result", out_trade_no=out_trade_no)
 
 
@@ -187,12 +213,7 @@ def payment_result(request, out_trade_no: str):
 
 @csrf_exempt
 @require_POST
+@reads_raw_body
 def gateway_notify(request, gateway: str):
     """Asynchronous payment notifications. Bad input is a 4xx, never a 500."""
-    try:
-        get_gateway(gateway)
-    except GatewayNotConfigured as exc:
-        raise Http404(gateway) from exc
-    raw = raw_notification(request)
-    ack = payment_apply_notification(gateway_code=gateway, raw=raw)
-    return HttpResponse(ack.body, status=ack.status, content_type=ack.content_type)
+    return notification_response(request, gateway_code=gateway, kind=NotificationKind.PAYMENT)

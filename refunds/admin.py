@@ -7,7 +7,7 @@ the money invariants. Nothing here edits a refund's money or status directly.
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
@@ -19,6 +19,8 @@ from refunds.exceptions import RefundError
 from refunds.models import InvariantViolation, Refund, RefundApproval, RefundEvent, RefundStatus
 from refunds.permissions import REVIEW_PERMISSION
 from refunds.services import refund_approve, refund_reject, refund_retry, refund_settle_abnormal
+from refunds.services.stalled import stalled_q
+from shop.admin_actions import ShopModelAdmin
 from shop.money import Money
 
 
@@ -69,18 +71,19 @@ class NeedsAttentionFilter(admin.SimpleListFilter):
     parameter_name = "attention"
 
     def lookups(self, request, model_admin):
-        return [("yes", _("Failed, abnormal, or polling gave up"))]
+        return [("yes", _("Failed, abnormal, polling gave up, or approved and never sent"))]
 
     def queryset(self, request, queryset):
         if self.value() == "yes":
             return queryset.filter(
                 Q(status__in=[RefundStatus.FAILED, RefundStatus.ABNORMAL]) | Q(gave_up_at__isnull=False)
+                | stalled_q()
             )
         return queryset
 
 
 @admin.register(Refund)
-class RefundAdmin(admin.ModelAdmin):
+class RefundAdmin(ShopModelAdmin):
     list_display = ("out_refund_no", "order_link", "gateway", "amount_display", "reason", "status", "automatic",
                     "approvals_display", "created_at")
     list_filter = ("status", GatewayFilter, "created_at", "automatic", NeedsAttentionFilter)
@@ -127,8 +130,15 @@ class RefundAdmin(admin.ModelAdmin):
 
     # -- one page with everything a reviewer needs ------------------------------
 
+    @staticmethod
+    def _refund_or_404(object_id: str, queryset=None) -> Refund:
+        # A hand-typed or forged id ("abc", "1.5") is a 404, never a ValueError.
+        if not str(object_id).isdigit():
+            raise Http404(object_id)
+        return get_object_or_404(queryset if queryset is not None else Refund.objects, pk=int(object_id))
+
     def change_view(self, request, object_id, form_url="", extra_context=None):
-        refund = get_object_or_404(Refund.objects.select_related("order", "payment"), pk=object_id)
+        refund = self._refund_or_404(object_id, Refund.objects.select_related("order", "payment"))
         order = refund.order
         extra_context = {
             **(extra_context or {}),
@@ -150,9 +160,9 @@ class RefundAdmin(admin.ModelAdmin):
 
     def decide_view(self, request, object_id):
         """POST from the detail page: approve, reject (note required), retry, settle."""
-        if request.method != "POST":
+        if request.method != "POST" or not request.user.has_perm(REVIEW_PERMISSION):
             raise PermissionDenied
-        refund = get_object_or_404(Refund, pk=object_id)
+        refund = self._refund_or_404(object_id)
         decision = request.POST.get("decision", "")
         note = request.POST.get("note", "")
         user = request.user

@@ -4,6 +4,7 @@
     ├── RefundNotAllowed          not the shopper's order, or nothing paid on it
     ├── InvalidRefundAmount       zero, negative, or above what is refundable
     ├── ReviewNotAllowed          the user may not review refunds
+    ├── SelfReviewNotAllowed      the reviewer is the order's shopper or the applicant
     ├── RejectNoteRequired        a rejection or a settlement without its note
     ├── SecondApproverRequired    the same reviewer approving twice
     └── InvalidRefundTransition   a refund status move REFUND_TRANSITIONS forbids
@@ -37,6 +38,10 @@ class InvalidRefundAmount(RefundError):
 
 class ReviewNotAllowed(RefundError):
     user_message = _("You are not allowed to review refunds.")
+
+
+class SelfReviewNotAllowed(RefundError):
+    user_message = _("You cannot decide on a refund of your own order, or one you applied for.")
 
 
 class RejectNoteRequired(RefundError):

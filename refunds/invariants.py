@@ -20,10 +20,12 @@ from django.utils import timezone
 from payments.models import Payment, PaymentStatus
 from refunds import metrics
 from refunds.models import RESERVING_STATUSES, InvariantViolation, Refund, RefundBalance, RefundStatus
+from refunds.services.stalled import refund_list_stalled
 
 logger = logging.getLogger(__name__)
 
-KINDS = ("refunds_exceed_paid", "balance_out_of_step", "two_accepted_payments", "refund_not_started")
+KINDS = ("refunds_exceed_paid", "balance_out_of_step", "two_accepted_payments", "refund_not_started",
+         "refund_not_submitted")
 # A flagged duplicate or late payment should have its refund this soon.
 AUTOMATIC_REFUND_GRACE = timedelta(minutes=30)
 
@@ -69,6 +71,11 @@ def find_violations() -> list[Violation]:
             refund_required="").exclude(refunds__automatic=True):
         found.append(Violation("refund_not_started", flagged.out_trade_no,
                                f"{flagged.refund_required}: no automatic refund after {AUTOMATIC_REFUND_GRACE}"))
+    # 5. Approved refunds reach their gateway: money reserved and never sent.
+    for stalled in refund_list_stalled().select_related("payment"):
+        found.append(Violation("refund_not_submitted", stalled.out_refund_no,
+                               f"{stalled.amount_minor} fen reserved since {stalled.reviewed_at:%Y-%m-%d %H:%M}, "
+                               f"never sent to {stalled.payment.gateway}"))
     return found
 
 
@@ -93,4 +100,6 @@ def money_invariants_check() -> list[Violation]:
     for kind in KINDS:
         metrics.money_invariant_violations.labels(kind=kind).set(
             sum(1 for violation in found if violation.kind == kind))
+    metrics.refunds_unsubmitted_minor.set(
+        refund_list_stalled().aggregate(total=Coalesce(Sum("amount_minor"), Value(0)))["total"])
     return found

@@ -220,3 +220,25 @@ class InvariantViolation(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}: {self.subject}"
+
+
+class RefundEmail(models.Model):
+    """That the shopper was emailed about one event of a refund: at most once.
+
+    The email task claims its row before sending (a unique constraint), so a
+    second delivery of the same task (the outbox delivers at least once)
+    sends nothing; a failed send gives the claim back.
+    """
+
+    refund = models.ForeignKey(Refund, on_delete=models.CASCADE, related_name="emails")
+    event = models.CharField(max_length=16)
+    sent_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["sent_at", "pk"]
+        verbose_name = _("refund email")
+        verbose_name_plural = _("refund emails")
+        constraints = [models.UniqueConstraint(fields=["refund", "event"], name="one_email_per_refund_event")]
+
+    def __str__(self) -> str:
+        return f"{self.refund_id} {self.event}"

@@ -6,6 +6,8 @@ from payments.signals import payment_needs_refund
 
 @receiver(payment_needs_refund, dispatch_uid="refunds.refund_flagged_payment")
 def refund_flagged_payment(sender, *, payment_id: int, **kwargs) -> None:
-    from refunds.tasks import refund_create_automatic_task
+    # Sent inside payments' outbox task, on a worker: start the refund here;
+    # a failure fails that task, which the outbox delivers again.
+    from refunds.services import refund_create_automatic
 
-    refund_create_automatic_task.delay(payment_id)
+    refund_create_automatic(payment_id=payment_id)

@@ -25,6 +25,9 @@ def refund_submit_task(self, refund_id: int) -> str:
     return refund_submit(refund_id=refund_id).status
 
 
+# No longer enqueued (payments' outbox task announces the refund and the
+# receiver starts it in-process); kept so messages queued before an upgrade
+# still run.
 @shared_task
 def refund_create_automatic_task(payment_id: int) -> int | None:
     from refunds.services import refund_create_automatic
@@ -45,6 +48,13 @@ def refunds_poll_processing_task() -> int:
     from refunds.services import refunds_poll_processing
 
     return refunds_poll_processing()
+
+
+@shared_task
+def refunds_resubmit_stalled_task() -> int:
+    from refunds.services import refunds_resubmit_stalled
+
+    return refunds_resubmit_stalled()
 
 
 @shared_task

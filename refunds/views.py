@@ -2,20 +2,19 @@ import uuid
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST
 
 from orders.models import Order
-from payments.exceptions import GatewayNotConfigured
-from payments.gateways import get_gateway
-from payments.inbound import raw_notification
+from payments.inbound import notification_response
+from payments.models import NotificationKind
 from payments.selectors import payment_accepted_for_order
 from refunds.exceptions import RefundError
 from refunds.forms import RefundApplicationForm
-from refunds.services import refund_apply_notification, refund_request, refundable_minor
+from refunds.services import refund_request, refundable_minor
+from shop.middleware import reads_raw_body
 
 
 @login_required
@@ -51,17 +50,10 @@ def refund_apply(request, order_no: str):
 
 @csrf_exempt
 @require_POST
+@reads_raw_body
 def gateway_refund_notify(request, gateway: str):
     """Asynchronous refund notifications (WeChat Pay, UnionPay). Bad input is a 4xx, never a 500.
 
-    A gateway whose refunds never notify (Alipay) has no such endpoint.
+    A gateway whose refunds never notify (Alipay answers synchronously) is a 404.
     """
-    try:
-        adapter = get_gateway(gateway)
-    except GatewayNotConfigured as exc:
-        raise Http404(gateway) from exc
-    if not adapter.capabilities.notifies_refunds:
-        raise Http404(gateway)
-    raw = raw_notification(request)
-    ack = refund_apply_notification(gateway_code=gateway, raw=raw)
-    return HttpResponse(ack.body, status=ack.status, content_type=ack.content_type)
+    return notification_response(request, gateway_code=gateway, kind=NotificationKind.REFUND)

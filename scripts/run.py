@@ -4,8 +4,9 @@ Processes (honcho runs them and stops the whole group together):
 - web:     Django's development server on 127.0.0.1:8000
 - sandbox: the sandbox payment gateway on 127.0.0.1:8001, and its HTTPS
            listener on 127.0.0.1:8002 (WeChat Pay API v2) (its own process)
-- worker:  a Celery worker            } only when REDIS_URL is set; without it
-- beat:    Celery beat (the schedule)  } tasks run inside the web process, and
+- worker:  a Celery worker, started again } only when REDIS_URL is set; without
+           whenever it dies (supervise.py)  } it
+- beat:    Celery beat (the schedule)     } tasks run inside the web process, and
 - janitor: the periodic payment work (query stale attempts, close expired
            orders) runs in a small loop instead of beat.
 """
@@ -33,7 +34,10 @@ def processes() -> dict[str, list[str]]:
         ],  # fmt: skip
     }
     if env("REDIS_URL", default=""):
-        found["worker"] = [python, "-m", "celery", "-A", "config", "worker", "-l", "info", "--concurrency", "2"]
+        # A crashed worker must not stop the shop (honcho stops everything
+        # when one process exits): supervise.py starts it again.
+        found["worker"] = [python, str(ROOT / "scripts" / "supervise.py"), "--", python, "-m", "celery", "-A",
+                           "config", "worker", "-l", "info", "--concurrency", "2"]
         found["beat"] = [
             python, "-m", "celery", "-A", "config", "beat", "-l", "info",
             "--schedule", str(ROOT / "var" / "celerybeat-schedule"),

@@ -1,6 +1,7 @@
 from django.contrib import admin
+from django.utils.translation import gettext_lazy as _
 
-from shop.models import Product, Sku
+from shop.models import OutboxMessage, Product, Sku
 
 
 class SkuInline(admin.TabularInline):
@@ -25,3 +26,40 @@ class SkuAdmin(admin.ModelAdmin):
     list_filter = ("is_active",)
     search_fields = ("code", "product__name", "name")
     list_select_related = ("product",)
+
+
+class OutboxStateFilter(admin.SimpleListFilter):
+    title = _("state")
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return [("pending", _("Pending")), ("completed", _("Completed")), ("given_up", _("Given up"))]
+
+    def queryset(self, request, queryset):
+        if self.value() == "pending":
+            return queryset.filter(completed_at__isnull=True, failed_at__isnull=True)
+        if self.value() == "completed":
+            return queryset.filter(completed_at__isnull=False)
+        if self.value() == "given_up":
+            return queryset.filter(failed_at__isnull=False)
+        return queryset
+
+
+@admin.register(OutboxMessage)
+class OutboxMessageAdmin(admin.ModelAdmin):
+    """Read-only: the relay and the worker move these rows, never a person."""
+
+    list_display = ("pk", "task", "args", "created_at", "due_at", "deliveries", "completed_at", "failed_at")
+    list_filter = (OutboxStateFilter, "task")
+    search_fields = ("task",)
+    readonly_fields = ("task", "args", "kwargs", "created_at", "due_at", "deliveries", "completed_at",
+                       "failed_at", "last_error")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -50,12 +50,13 @@ GROUP_PERMISSIONS = {
         "orders.view_order", "orders.view_orderevent", "orders.view_orderline", "shop.view_product",
         "shop.view_sku", "payments.view_payment", "payments.view_paymentevent", "payments.view_gatewaynotification",
         "refunds.view_refund", "refunds.view_refundevent", "refunds.view_refundapproval", "refunds.review_refund",
-        "refunds.view_invariantviolation",
+        "refunds.view_invariantviolation", "shop.view_outboxmessage",
     ],
     "Finance": [
         "orders.view_order", "orders.view_orderevent", "orders.view_orderline", "payments.view_payment",
         "payments.view_paymentevent", "payments.view_gatewaynotification", "refunds.view_refund",
         "refunds.view_refundevent", "refunds.view_refundapproval", "refunds.view_invariantviolation",
+        "shop.view_outboxmessage",
     ],
 }
 

@@ -5,6 +5,7 @@ The variable names are part of the outside contract (docs/CONTRACT.md) and
 are all listed in `.env.example`.
 """
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -52,12 +53,16 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django.contrib.humanize",
+    # Login throttling for the shop and admin (AXES_* below).
+    "axes",
     # The shop's own apps, in dependency order: each may read the ones before.
     "shop",
     "orders",
     "payments",
     "refunds",
     "reconciliation",
+    # The nightly archive of notifications and payment and refund events.
+    "archive",
 ]
 
 MIDDLEWARE = [
@@ -66,10 +71,16 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # A NUL in a URL or a form value is a 404/400, never a database error.
+    "shop.middleware.RejectNulCharactersMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # The Content-Security-Policy header (CONTENT_SECURITY_POLICY below).
+    "csp.middleware.CSPMiddleware",
+    # Last, as django-axes asks: it answers a locked-out login.
+    "axes.middleware.AxesMiddleware",
 ]
 
 TEMPLATES = [
@@ -136,6 +147,9 @@ else:
 # Celery (https://docs.celeryq.dev/en/stable/django/first-steps-with-django.html)
 # ---------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL or "memory://"
+# kombu's Redis transport with the repair that keeps a worker alive through
+# a Redis restart (config/broker.py); the in-memory broker needs none.
+CELERY_BROKER_TRANSPORT = "config.broker:RedisTransport" if REDIS_URL else None
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_IGNORE_RESULT = True
 # Without a broker, tasks run in-process so the embedded default still works.
@@ -156,10 +170,37 @@ CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=120)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=180)
-# Redis redelivers an unacknowledged task after this; longer than any task.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+# Riding out a broker restart (Redis stopped, restarted empty): the worker
+# retries the connection forever instead of exiting after 100 tries; a task
+# running when the connection drops is cancelled and given back, since its
+# late ack can no longer reach the broker (the outbox re-delivers whatever
+# a restart without persistence lost, shop/outbox.py); sockets time out and
+# are health-checked, so a half-open connection is noticed.
+# https://docs.celeryq.dev/en/stable/userguide/configuration.html#broker-settings
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    # Redis redelivers an unacknowledged task after this; longer than any task.
+    "visibility_timeout": 3600,
+    "socket_timeout": 10,
+    "socket_connect_timeout": 5,
+    "socket_keepalive": True,
+    "retry_on_timeout": True,
+    "health_check_interval": 25,
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_RETRY = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# A publish (the outbox relay, retry=False) gives up after this many seconds.
+CELERY_BROKER_CONNECTION_TIMEOUT = 4
+# How often each worker writes its heartbeat (/healthz, shop/workers.py).
+WORKER_HEARTBEAT_SECONDS = env.int("WORKER_HEARTBEAT_SECONDS", default=30)
 CELERY_TIMEZONE = "Asia/Shanghai"
+
+# The transactional outbox (shop/outbox.py): a follow-up task not completed
+# this long after its delivery is delivered again by the periodic relay; one
+# delivered this many times is given up with an alarm.
+OUTBOX_LEASE_SECONDS = env.int("OUTBOX_LEASE_SECONDS", default=300)
+OUTBOX_MAX_DELIVERIES = env.int("OUTBOX_MAX_DELIVERIES", default=10)
 
 # ---------------------------------------------------------------------------
 # Authentication
@@ -170,6 +211,18 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# django-axes first: it refuses a locked-out login before any password check
+# (https://django-axes.readthedocs.io/en/latest/2_installation.html).
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesBackend", "django.contrib.auth.backends.ModelBackend"]
+# After this many failed sign-ins for one username from one address (shop
+# and admin alike), that pair is locked out for LOGIN_LOCKOUT_MINUTES.
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_CLIENT_IP_CALLABLE = "shop.client_ip.client_ip"
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_VERBOSE = False
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "shop:catalogue"
 LOGOUT_REDIRECT_URL = "shop:catalogue"
@@ -189,7 +242,25 @@ USE_TZ = True
 # ---------------------------------------------------------------------------
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
-STATIC_ROOT = VAR_DIR / "static"
+# Where `collectstatic` puts them for WhiteNoise (production).
+STATIC_ROOT = Path(env("STATIC_ROOT", default=str(VAR_DIR / "static")))
+
+# ---------------------------------------------------------------------------
+# Storages: the archive (archive/services.py) goes to its own storage, a
+# directory by default; any Django storage backend may be named, e.g.
+# django-storages' "storages.backends.s3.S3Storage" (installed separately,
+# configured by its own AWS_* variables).
+# ---------------------------------------------------------------------------
+ARCHIVE_STORAGE_BACKEND = env("ARCHIVE_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage")
+ARCHIVE_LOCATION = env("ARCHIVE_LOCATION", default=str(VAR_DIR / "archive"))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "archive": {
+        "BACKEND": ARCHIVE_STORAGE_BACKEND,
+        "OPTIONS": {"location": ARCHIVE_LOCATION} if ARCHIVE_STORAGE_BACKEND.endswith("FileSystemStorage") else {},
+    },
+}
 
 # ---------------------------------------------------------------------------
 # Email
@@ -215,6 +286,20 @@ if env.bool("SECURE_PROXY_SSL", default=False):
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+# Content-Security-Policy (django-csp, https://django-csp.readthedocs.io/):
+# scripts, styles and images from the shop itself only, no inline script or
+# style anywhere. Forms may post to the gateways' payment pages (the
+# auto-submitting redirect form, and the redirects that follow a cashier
+# POST): the cashier adds the enabled gateways' URLs' origins, and
+# CSP_FORM_ACTION_EXTRA names the providers' own cashier hosts they redirect to.
+CSP_FORM_ACTION_EXTRA = env.list(
+    "CSP_FORM_ACTION_EXTRA", default=["https://*.alipay.com", "https://*.tenpay.com", "https://*.95516.com"])
+
+# /metrics (config/metrics.py): who may scrape it. An address in these
+# CIDRs (through TRUSTED_PROXIES), or a request with this bearer token.
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1/32", "::1/128"])
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
 
 # ---------------------------------------------------------------------------
 # Logging
@@ -280,6 +365,23 @@ REFUND_SECOND_APPROVAL_ABOVE_MINOR = env.int("REFUND_SECOND_APPROVAL_ABOVE_MINOR
 REFUND_POLL_AFTER_SECONDS = env.int("REFUND_POLL_AFTER_SECONDS", default=60)
 REFUND_POLL_MAX_INTERVAL_SECONDS = env.int("REFUND_POLL_MAX_INTERVAL_SECONDS", default=3600)
 REFUND_POLL_GIVE_UP_AFTER = env.int("REFUND_POLL_GIVE_UP_AFTER", default=36)
+# An approved refund not yet sent to its gateway this long after approval is
+# sent again (then at this interval); still approved after the alarm limit,
+# it shows under "needs attention", in the admin banner and in the metrics.
+REFUND_RESUBMIT_AFTER_SECONDS = env.int("REFUND_RESUBMIT_AFTER_SECONDS", default=300)
+REFUND_STALLED_ALARM_AFTER_SECONDS = env.int("REFUND_STALLED_ALARM_AFTER_SECONDS", default=1800)
+
+# Notifications: a body above this many bytes is refused (recorded as
+# rejected by its size, its content not stored); both providers send a few KB.
+NOTIFICATION_MAX_BODY_BYTES = env.int("NOTIFICATION_MAX_BODY_BYTES", default=64 * 1024)
+# Optional source allowlists for the notify endpoints, per gateway (comma
+# CIDRs; unset: any source). Addresses are read through TRUSTED_PROXIES.
+NOTIFY_ALLOWED_IPS = {
+    code: env.list(f"{code.upper()}_NOTIFY_ALLOWED_IPS", default=[]) for code in ("alipay", "wechatpay", "unionpay")
+}
+# Proxies (comma CIDRs) whose X-Forwarded-For names the client
+# (shop/client_ip.py): the notify allowlist, login throttling, the inbox.
+TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
 
 GATEWAY_OPTIONS = {
     "alipay": {
@@ -386,3 +488,18 @@ if WECHATPAY_API.version == V2:
     GATEWAY_OPTIONS["wechatpay"] = WECHATPAY_V2_OPTIONS
 # Why a code's adapter was chosen, for the start-up log.
 GATEWAY_CHOICES = {"wechatpay": WECHATPAY_API.message}
+
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        # The cashier adds the enabled gateways' own origins (payments.views).
+        "form-action": ["'self'", *CSP_FORM_ACTION_EXTRA],
+    },
+}

@@ -7,7 +7,7 @@ SECRET_KEY. Static files are served by WhiteNoise from STATIC_ROOT after
 from config.settings.base import *  # noqa: F401,F403
 
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    **STORAGES,  # noqa: F405  (the archive's among them)
     "staticfiles": {
         "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
     },

@@ -309,6 +309,10 @@ class Gateway(ABC):
     capabilities: Capabilities
     # Option names (keys of the options mapping) that must be set.
     required_options: ClassVar[tuple[str, ...]] = ()
+    # The request headers (lower case) a notification's verification reads;
+    # the inbox stores these and drops every other one (Cookie,
+    # Authorization, anything unknown) before the notification is stored.
+    notification_headers: ClassVar[frozenset[str]] = frozenset({"content-type"})
 
     def __init__(
         self,

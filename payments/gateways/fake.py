@@ -79,6 +79,7 @@ class FakeGateway(Gateway):
         methods=frozenset({PayMethod.PAGE, PayMethod.WAP, PayMethod.QR}),
         notifies_refunds=True,
     )
+    notification_headers = frozenset({"content-type", "x-fake-signature"})
 
     def __init__(
         self,

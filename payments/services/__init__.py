@@ -6,7 +6,8 @@ never made inside a transaction or under a row lock: record the intent and
 commit, call, then apply the answer in a new short transaction.
 
     attempts.py      payment_start: a new attempt, and the superseded ones closed
-    inbox.py         notifications stored raw, verified, claimed once, applied
+    inbox.py         notifications stored raw, verified, claimed once, applied,
+                     each kind by its registered handler
     sync.py          payment_sync (a query), payment_close_at_gateway, and the
                      janitor's sweep of open attempts (lost notifications)
     trade_state.py   how a verified trade state changes the attempt and its order
@@ -21,10 +22,13 @@ from payments.services.attempts import out_trade_no_for, payment_start
 from payments.services.confirmation import payment_send_confirmation
 from payments.services.expiry import order_attempts_close
 from payments.services.inbox import (
+    notification_accept,
+    notification_handler_register,
     notification_outcome_record,
     notification_process,
     notification_raw,
     notification_receive,
+    notification_refuse_oversized,
     payment_apply_notification,
 )
 from payments.services.lifecycle import PAYMENT_LIFECYCLE, payment_move, payment_record_event
@@ -37,16 +41,20 @@ from payments.services.sync import (
     payment_sync_if_due,
     payments_query_stale,
 )
-from payments.services.trade_state import trade_state_apply
+from payments.services.trade_state import payment_announce_refund_needed, trade_state_apply
 
 __all__ = [
     "JANITOR",
     "PAYMENT_LIFECYCLE",
+    "notification_accept",
+    "notification_handler_register",
     "notification_outcome_record",
     "notification_process",
     "notification_raw",
     "notification_receive",
+    "notification_refuse_oversized",
     "order_attempts_close",
+    "payment_announce_refund_needed",
     "out_trade_no_for",
     "payment_apply_notification",
     "payment_close_at_gateway",

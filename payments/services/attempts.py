@@ -19,6 +19,7 @@ from payments.selectors import OPEN_STATUSES
 from payments.services.lifecycle import payment_move
 from payments.services.sync import payment_query_delay
 from shop.actors import Actor
+from shop.outbox import Intent, outbox_enqueue_many
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def payment_start(
         locked, _ = payment_and_order_for_update(payment_id=payment.pk)
         payment_move(locked, to_status=PaymentStatus.PENDING, actor=actor, reason="handed to the gateway",
                      extra_fields={"qr_content": action.qr_content})
-        transaction.on_commit(lambda: _enqueue_close_superseded(order_id=order_id, keep_payment_id=payment.pk))
+        _close_superseded_later(order_id=order_id, keep_payment_id=payment.pk)
     return locked, action
 
 
@@ -115,13 +116,12 @@ def _subject(order: Order) -> str:
     return subject[:120] or order.order_no
 
 
-def _enqueue_close_superseded(*, order_id: int, keep_payment_id: int) -> None:
-    from payments.tasks import payment_close_superseded_task
-
-    superseded = list(
+def _close_superseded_later(*, order_id: int, keep_payment_id: int) -> None:
+    """Under the order's lock: an outbox intent to close each older open attempt."""
+    superseded = (
         Payment.objects.filter(order_id=order_id, status__in=OPEN_STATUSES)
         .exclude(pk=keep_payment_id)
         .values_list("pk", flat=True)
     )
-    for payment_id in superseded:
-        payment_close_superseded_task.delay(payment_id)
+    outbox_enqueue_many(Intent("payments.tasks.payment_close_superseded_task", (payment_id,))
+                        for payment_id in superseded)

@@ -1,26 +1,42 @@
-"""The notification inbox: store first, verify, claim once, apply.
+"""The notification inbox: store first, verify, claim once, apply; one path for every kind.
 
-Every notification a gateway sends is stored raw (`notification_receive`)
-before anything else, so nothing a gateway said is ever lost. Payment
-notifications are then verified by the adapter, checked against our
-records and applied in the same transaction that claims their dedupe key
-(`notification_process`); refund notifications take the same steps in
-refunds/services/notifications.py. Each row ends with one outcome
-(`notification_outcome_record`).
+Every notification a gateway sends is stored (`notification_receive`)
+before anything else, so nothing a gateway said is ever lost; only the
+headers its protocol needs are kept (payments/inbound.py). Then
+`notification_process` hands the row to the handler registered for its
+kind: payments registers the payment handler below, the refunds app its
+refund handler (RefundsConfig.ready), so a payment and a refund
+notification, fresh or replayed by staff ("Process again"), each go down
+their own path. A handler verifies the notification with the adapter,
+checks it against our records, claims its dedupe key and applies it in one
+transaction, recording the outcome there (`notification_outcome_record`,
+the one outcome writer). What a handler refuses, and what fails, is
+recorded here, and here the one metric is counted.
+
+The answer is the provider's own: its acknowledgement when the
+notification was applied, changed nothing or repeats one already applied;
+its rejection (a 4xx) when it does not verify, is not ours, names an
+unknown trade or the wrong amount; its error format with a 503 when
+applying failed unexpectedly (nothing was applied; the provider sends it
+again). Never Django's 500 page.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Case, F, TextField, Value, When
+from django.db.models.functions import Concat
 from django.utils import timezone
 
 from payments import metrics
-from payments.exceptions import AmountMismatch, InvalidNotification, UnknownTrade
+from payments.exceptions import AmountMismatch, InvalidNotification, NotificationRefused, UnknownTrade
 from payments.gateways import get_gateway
-from payments.gateways.base import Acknowledgement, RawNotification, TradeState
+from payments.gateways.base import Acknowledgement, Gateway, RawNotification, TradeState
 from payments.lock_objects import payment_and_order_for_update
 from payments.models import GatewayNotification, NotificationKind, NotificationOutcome, Payment
 from payments.services.trade_state import trade_state_apply
@@ -28,9 +44,21 @@ from shop.actors import Actor
 
 logger = logging.getLogger(__name__)
 
+# handler(notification, gateway, raw) -> the outcome it recorded (applied,
+# unchanged, duplicate). Raises InvalidNotification (does not verify),
+# NotificationRefused (verified, but not about anything of ours); anything
+# else is a failure.
+NotificationHandler = Callable[[GatewayNotification, Gateway, RawNotification], str]
+_HANDLERS: dict[str, NotificationHandler] = {}
+
+
+def notification_handler_register(kind: str, handler: NotificationHandler) -> None:
+    """Name the function that applies notifications of `kind` (called in AppConfig.ready)."""
+    _HANDLERS[kind] = handler
+
 
 def notification_receive(*, gateway_code: str, kind: str, raw: RawNotification) -> GatewayNotification:
-    """Store an incoming notification exactly as it came, before reading it."""
+    """Store an incoming notification as it came (its protocol headers only), before reading it."""
     return GatewayNotification.objects.create(
         gateway=gateway_code,
         kind=kind,
@@ -54,42 +82,99 @@ def notification_raw(notification: GatewayNotification) -> RawNotification:
 
 def notification_outcome_record(notification: GatewayNotification, outcome: str, *, detail: str,
                                 verified: bool, out_trade_no: str = "", **fields: object) -> None:
-    """The row's outcome (applied, unchanged, duplicate, rejected, failed) and why."""
+    """The row's outcome (applied, unchanged, duplicate, rejected, failed) and why.
+
+    A replay that changes nothing keeps an earlier "applied": the row still
+    says which notification moved the money.
+    """
     values: dict[str, object] = {"outcome": outcome, "outcome_detail": detail[:2000], "verified": verified,
                                  "processed_at": timezone.now(), **fields}
+    if outcome == NotificationOutcome.UNCHANGED:
+        # Decided in the UPDATE itself: the row's stored outcome, not a stale copy.
+        was_applied = When(outcome=NotificationOutcome.APPLIED, then=Value(NotificationOutcome.APPLIED))
+        values["outcome"] = Case(was_applied, default=Value(outcome))
+        values["outcome_detail"] = Case(
+            When(outcome=NotificationOutcome.APPLIED,
+                 then=Concat(F("outcome_detail"), Value(f" (processed again: {detail})"[:200]),
+                             output_field=TextField())),
+            default=Value(detail[:2000]), output_field=TextField())
     if out_trade_no:
         values["out_trade_no"] = out_trade_no
     GatewayNotification.objects.filter(pk=notification.pk).update(**values)
 
 
-def payment_apply_notification(*, gateway_code: str, raw: RawNotification) -> Acknowledgement:
-    """Store an incoming payment notification raw, then verify and apply it.
-
-    Answers the provider's exact acknowledgement when the notification was
-    applied, changed nothing, or repeats one already applied; the provider's
-    rejection (a 4xx) when it does not verify, is not ours, names an unknown
-    trade or the wrong amount. Unexpected errors propagate (a 5xx, so the
-    provider sends it again) after the row is marked failed.
-    """
-    notification = notification_receive(gateway_code=gateway_code, kind=NotificationKind.PAYMENT, raw=raw)
+def notification_accept(*, gateway_code: str, kind: str, raw: RawNotification) -> Acknowledgement:
+    """Store an incoming notification of `kind`, then verify and apply it (see the module)."""
+    notification = notification_receive(gateway_code=gateway_code, kind=kind, raw=raw)
     return notification_process(notification=notification)
 
 
-def notification_process(*, notification: GatewayNotification) -> Acknowledgement:
-    """Verify and apply a stored payment notification; safe to run again.
+def notification_refuse_oversized(*, gateway_code: str, kind: str, raw: RawNotification,
+                                  size: int) -> Acknowledgement:
+    """A body over NOTIFICATION_MAX_BODY_BYTES: recorded as rejected by its size, its content dropped."""
+    notification = notification_receive(gateway_code=gateway_code, kind=kind,
+                                        raw=dataclasses.replace(raw, body=b""))
+    detail = f"body of {size} bytes is over the limit; not stored"
+    _refused(notification, detail=detail, verified=False)
+    logger.warning("%s %s notification #%s rejected: %s", gateway_code, kind, notification.pk, detail)
+    return get_gateway(gateway_code).reject(detail)
 
-    Used for fresh notifications and by staff re-processing one from admin:
-    the dedupe key and the payment's state machine make a replay a no-op.
+
+def payment_apply_notification(*, gateway_code: str, raw: RawNotification) -> Acknowledgement:
+    """Store an incoming payment notification, then verify and apply it."""
+    return notification_accept(gateway_code=gateway_code, kind=NotificationKind.PAYMENT, raw=raw)
+
+
+def notification_process(*, notification: GatewayNotification) -> Acknowledgement:
+    """Verify and apply a stored notification through its kind's handler; safe to run again.
+
+    Used for fresh notifications and by staff processing one again from
+    admin: the dedupe key and each entity's state machine make a replay a
+    no-op.
     """
     gateway = get_gateway(notification.gateway)
     GatewayNotification.objects.filter(pk=notification.pk).update(process_count=F("process_count") + 1)
+    handler = _HANDLERS[notification.kind]
     try:
-        parsed = gateway.parse_notification(notification_raw(notification))
+        outcome = handler(notification, gateway, notification_raw(notification))
     except InvalidNotification as exc:
-        _finish(notification, NotificationOutcome.REJECTED, detail=exc.reason, verified=False)
-        logger.warning("%s notification #%s rejected: %s", notification.gateway, notification.pk, exc.reason)
+        _refused(notification, detail=exc.reason, verified=False)
+        logger.warning("%s %s notification #%s rejected: %s", notification.gateway, notification.kind,
+                       notification.pk, exc.reason)
         return gateway.reject(exc.reason)
+    except NotificationRefused as exc:
+        _refused(notification, detail=str(exc), verified=True, out_trade_no=exc.out_trade_no)
+        log = logger.error if exc.alarming else logger.warning
+        log("%s %s notification #%s for %s rejected: %s", notification.gateway, notification.kind,
+            notification.pk, exc.out_trade_no, exc)
+        return gateway.reject(str(exc))
+    except Exception as exc:
+        # Nothing was applied (the handler's transaction rolled back): answer
+        # in the provider's format so that it sends the notification again.
+        _refused(notification, detail=repr(exc), verified=None, outcome=NotificationOutcome.FAILED)
+        logger.exception("%s %s notification #%s failed", notification.gateway, notification.kind, notification.pk)
+        return dataclasses.replace(gateway.reject("failed while applying"), status=503)
+    metrics.notifications.labels(gateway=notification.gateway, outcome=outcome).inc()
+    return gateway.acknowledge()
 
+
+def _refused(notification: GatewayNotification, *, detail: str, verified: bool | None, out_trade_no: str = "",
+             outcome: str = NotificationOutcome.REJECTED) -> None:
+    values: dict[str, Any] = {}
+    if verified is not None:
+        values["verified"] = verified
+    GatewayNotification.objects.filter(pk=notification.pk).update(
+        outcome=outcome, outcome_detail=detail[:2000], processed_at=timezone.now(),
+        **({"out_trade_no": out_trade_no} if out_trade_no else {}), **values)
+    metrics.notifications.labels(gateway=notification.gateway, outcome=outcome).inc()
+
+
+# -- payment notifications ---------------------------------------------------------
+
+
+def payment_notification_handle(notification: GatewayNotification, gateway: Gateway, raw: RawNotification) -> str:
+    """The payment handler: verify, then claim and apply in one transaction."""
+    parsed = gateway.parse_notification(raw)
     state = TradeState(
         out_trade_no=parsed.out_trade_no,
         status=parsed.status,
@@ -100,23 +185,11 @@ def notification_process(*, notification: GatewayNotification) -> Acknowledgemen
     )
     try:
         with transaction.atomic():
-            outcome = _claim_and_apply(notification, dedupe_key=parsed.dedupe_key, state=state,
-                                       requested_at=parsed.requested_at)
+            return _claim_and_apply(notification, dedupe_key=parsed.dedupe_key, state=state,
+                                    requested_at=parsed.requested_at)
     except (UnknownTrade, AmountMismatch) as exc:
-        _finish(notification, NotificationOutcome.REJECTED, detail=str(exc), verified=True,
-                out_trade_no=parsed.out_trade_no)
-        log = logger.error if isinstance(exc, AmountMismatch) else logger.warning
-        log("%s notification #%s for %s rejected: %s", notification.gateway, notification.pk,
-            parsed.out_trade_no, exc)
-        return gateway.reject(str(exc))
-    except Exception as exc:
-        _finish(notification, NotificationOutcome.FAILED, detail=repr(exc), verified=True,
-                out_trade_no=parsed.out_trade_no)
-        logger.exception("%s notification #%s for %s failed", notification.gateway, notification.pk,
-                         parsed.out_trade_no)
-        raise
-    metrics.notifications.labels(gateway=notification.gateway, outcome=outcome).inc()
-    return gateway.acknowledge()
+        raise NotificationRefused(str(exc), out_trade_no=parsed.out_trade_no,
+                                  alarming=isinstance(exc, AmountMismatch)) from exc
 
 
 def _claim_and_apply(notification: GatewayNotification, *, dedupe_key: str, state: TradeState,
@@ -167,10 +240,7 @@ def _claim_and_apply(notification: GatewayNotification, *, dedupe_key: str, stat
     return outcome
 
 
-def _finish(notification: GatewayNotification, outcome: str, *, detail: str, verified: bool,
-            out_trade_no: str = "") -> None:
-    notification_outcome_record(notification, outcome, detail=detail, verified=verified, out_trade_no=out_trade_no)
-    metrics.notifications.labels(gateway=notification.gateway, outcome=outcome).inc()
+notification_handler_register(NotificationKind.PAYMENT, payment_notification_handle)
 
 
 def _header(headers: dict[str, str], name: str) -> str:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 
-from django.db import transaction
 from django.utils import timezone
 
 from orders.models import Order, OrderStatus
@@ -26,6 +25,7 @@ from payments.models import GatewayNotification, Payment, PaymentStatus, RefundR
 from payments.services.lifecycle import payment_move, payment_record_event
 from payments.signals import payment_needs_refund
 from shop.actors import Actor
+from shop.outbox import outbox_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -99,11 +99,13 @@ def _settle_order(payment: Payment, order: Order, *, actor: Actor) -> None:
         order_mark_paid(order_id=order.pk, actor=actor, reason=f"paid by {payment.gateway}",
                         reference=f"payment:{payment.pk}")
         metrics.payments_succeeded.labels(gateway=payment.gateway).inc()
-        transaction.on_commit(lambda: _enqueue_confirmation(payment.pk))
+        outbox_enqueue("payments.tasks.payment_send_confirmation_task", payment.pk)
         return
     reason = RefundRequired(payment.refund_required)
     payment_record_event(payment, actor=actor, reason=f"refund required: {reason.value}")
-    transaction.on_commit(lambda: _announce_refund_needed(payment.pk))
+    # The refunds app builds on payments, not the other way round: this
+    # payments task announces it (payment_needs_refund) and refunds listens.
+    outbox_enqueue("payments.tasks.payment_announce_refund_needed_task", payment.pk)
     metrics.payments_needing_refund.labels(gateway=payment.gateway, reason=reason.value).inc()
     logger.warning(
         "payment %s succeeded but order %s is %s: %s, to be refunded",
@@ -111,13 +113,11 @@ def _settle_order(payment: Payment, order: Order, *, actor: Actor) -> None:
     )
 
 
-def _announce_refund_needed(payment_id: int) -> None:
-    # The refunds app builds on payments, not the other way round: it listens.
-    # Its periodic sweep also starts any refund missed here.
+def payment_announce_refund_needed(*, payment_id: int) -> None:
+    """Tell the apps built on payments that a flagged payment must be given back.
+
+    Runs in the outbox task written by the commit that flagged it; the
+    refunds app's receiver starts the refund (and its periodic sweep starts
+    any refund missed here).
+    """
     payment_needs_refund.send(sender=Payment, payment_id=payment_id)
-
-
-def _enqueue_confirmation(payment_id: int) -> None:
-    from payments.tasks import payment_send_confirmation_task
-
-    payment_send_confirmation_task.delay(payment_id)

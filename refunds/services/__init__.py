@@ -12,6 +12,8 @@ and writes one RefundEvent.
     polling.py        refunds the gateway is still processing
     notifications.py  refund notifications through the payments inbox
     automatic.py      refunds of duplicate and late payments, without review
+    stalled.py        approved refunds that never reached the gateway: sent
+                      again, and an alarm when they stay stuck
     emails.py         the shopper's refund emails
     lifecycle.py      REFUND_TRANSITIONS, the balance (money) rule, and what
                       the order is told about its refunds
@@ -32,6 +34,7 @@ from refunds.services.lifecycle import REFUND_LIFECYCLE
 from refunds.services.notifications import refund_apply_notification
 from refunds.services.polling import refund_poll, refunds_poll_processing
 from refunds.services.review import refund_approve, refund_reject
+from refunds.services.stalled import refund_list_stalled, refunds_resubmit_stalled
 
 __all__ = [
     "REFUND_LIFECYCLE",
@@ -41,6 +44,7 @@ __all__ = [
     "refund_create_automatic",
     "refund_email_shopper",
     "refund_fail",
+    "refund_list_stalled",
     "refund_poll",
     "refund_reject",
     "refund_request",
@@ -50,4 +54,5 @@ __all__ = [
     "refundable_minor",
     "refunds_create_automatic_pending",
     "refunds_poll_processing",
+    "refunds_resubmit_stalled",
 ]

@@ -50,7 +50,7 @@ def refund_create_automatic(*, payment_id: int) -> Refund | None:
         balance_reserve(balance, refund)
         refund_move(refund, to_status=RefundStatus.APPROVED, actor=SYSTEM, reason="automatic: no review needed",
                     extra_fields={"reviewed_at": timezone.now()})
-        transaction.on_commit(lambda: enqueue_submit(refund.pk))
+        enqueue_submit(refund.pk)
     logger.warning("refund %s: automatic refund of %s (%s)", refund.out_refund_no, payment.out_trade_no,
                    payment.refund_required)
     return refund

@@ -3,30 +3,45 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.core.mail import send_mail
+from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.utils import translation
 
-from refunds.models import Refund
+from refunds.models import Refund, RefundEmail
+from shop.outbox import outbox_enqueue
 
 
 def refund_email_shopper(*, refund_id: int, event: str) -> bool:
-    """Tell the shopper about a decision or a result. Automatic refunds too."""
+    """Tell the shopper about a decision or a result, once per refund and event.
+
+    Automatic refunds too. Returns False when it was already sent (a second
+    delivery of the task); a failure to send gives the claim back and
+    re-raises, so the task retries.
+    """
     refund = Refund.objects.select_related("order", "order__shopper").get(pk=refund_id)
     email = refund.order.shopper.email
     if not email:
         return False
-    with translation.override(settings.LANGUAGE_CODE):
-        context = {"refund": refund, "order": refund.order, "event": event, "site_url": settings.SITE_URL}
-        send_mail(
-            subject=render_to_string("refunds/email/update_subject.txt", context).strip(),
-            message=render_to_string("refunds/email/update.txt", context),
-            from_email=None,
-            recipient_list=[email],
-        )
+    try:
+        with transaction.atomic():
+            claim = RefundEmail.objects.create(refund=refund, event=event)
+    except IntegrityError:
+        return False
+    try:
+        with translation.override(settings.LANGUAGE_CODE):
+            context = {"refund": refund, "order": refund.order, "event": event, "site_url": settings.SITE_URL}
+            send_mail(
+                subject=render_to_string("refunds/email/update_subject.txt", context).strip(),
+                message=render_to_string("refunds/email/update.txt", context),
+                from_email=None,
+                recipient_list=[email],
+            )
+    except Exception:
+        RefundEmail.objects.filter(pk=claim.pk).delete()
+        raise
     return True
 
 
 def enqueue_shopper_email(refund_id: int, event: str) -> None:
-    from refunds.tasks import refund_email_shopper_task
-
-    refund_email_shopper_task.delay(refund_id, event)
+    """In the caller's transaction: the outbox intent to email the shopper."""
+    outbox_enqueue("refunds.tasks.refund_email_shopper_task", refund_id, event)

@@ -27,7 +27,7 @@ from refunds import metrics
 from refunds.exceptions import InvalidRefundTransition, RejectNoteRequired
 from refunds.lock_objects import refund_for_update
 from refunds.models import Refund, RefundStatus
-from refunds.permissions import require_reviewer
+from refunds.permissions import require_independent_reviewer, require_reviewer
 from refunds.services.emails import enqueue_shopper_email
 from refunds.services.lifecycle import (
     SYSTEM,
@@ -39,6 +39,7 @@ from refunds.services.lifecycle import (
     refund_record_event,
 )
 from shop.actors import Actor
+from shop.outbox import outbox_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ def refund_fail(*, refund_id: int, message: str, actor: Actor, gateway_status: s
                     extra_fields=extra_fields)
         balance_release(balance, refund)
         order_refund_state_sync(order, actor=actor)
-        transaction.on_commit(lambda: enqueue_shopper_email(refund.pk, "failed"))
+        enqueue_shopper_email(refund.pk, "failed")
     metrics.refunds_finished.labels(gateway=refund.payment.gateway, status="failed").inc()
     return refund
 
@@ -164,7 +165,7 @@ def refund_apply_state(*, refund_id: int, state: RefundState, actor: Actor,
                                       "refunded_at": state.refunded_at or timezone.now(), "last_error": ""})
             balance_count_refunded(balance, refund)
             order_refund_state_sync(order, actor=actor)
-            transaction.on_commit(lambda: enqueue_shopper_email(refund.pk, "succeeded"))
+            enqueue_shopper_email(refund.pk, "succeeded")
             metrics.refunds_finished.labels(gateway=refund.payment.gateway, status="succeeded").inc()
         elif state.status == GatewayRefundStatus.ABNORMAL and refund.status == RefundStatus.PROCESSING:
             refund_move(refund, to_status=RefundStatus.ABNORMAL, actor=actor,
@@ -204,6 +205,8 @@ def refund_retry(*, refund_id: int, staff: Any) -> Refund:
     require_reviewer(staff)
     with transaction.atomic():
         refund, balance, order = refund_for_update(refund_id=refund_id)
+        require_independent_reviewer(staff, shopper_id=order.shopper_id, applicant_id=refund.requested_by_id,
+                                     reference=refund.out_refund_no)
         if refund.status != RefundStatus.FAILED:
             raise InvalidRefundTransition(refund.out_refund_no, refund.status, RefundStatus.PROCESSING)
         balance_reserve(balance, refund)
@@ -217,7 +220,7 @@ def refund_retry(*, refund_id: int, staff: Any) -> Refund:
         refund_move(refund, to_status=RefundStatus.PROCESSING, actor=Actor.staff(staff), reason="retry by staff",
                     detail=detail, extra_fields=extra_fields)
         order_refund_state_sync(order, actor=Actor.staff(staff))
-        transaction.on_commit(lambda: enqueue_submit(refund.pk))
+        enqueue_submit(refund.pk)
     return refund
 
 
@@ -228,7 +231,9 @@ def refund_settle_abnormal(*, refund_id: int, staff: Any, succeeded: bool, note:
         raise RejectNoteRequired(f"refund {refund_id}: settled without a note")
     target = RefundStatus.SUCCEEDED if succeeded else RefundStatus.FAILED
     with transaction.atomic():
-        refund, _balance, _order = refund_for_update(refund_id=refund_id)
+        refund, _balance, order = refund_for_update(refund_id=refund_id)
+        require_independent_reviewer(staff, shopper_id=order.shopper_id, applicant_id=refund.requested_by_id,
+                                     reference=refund.out_refund_no)
         if refund.status != RefundStatus.ABNORMAL:
             raise InvalidRefundTransition(refund.out_refund_no, refund.status, target)
     if not succeeded:
@@ -238,6 +243,5 @@ def refund_settle_abnormal(*, refund_id: int, staff: Any, succeeded: bool, note:
 
 
 def enqueue_submit(refund_id: int) -> None:
-    from refunds.tasks import refund_submit_task
-
-    refund_submit_task.delay(refund_id)
+    """In the caller's transaction: the outbox intent to send the refund to its gateway."""
+    outbox_enqueue("refunds.tasks.refund_submit_task", refund_id)

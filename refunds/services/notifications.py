@@ -1,8 +1,10 @@
 """Refund notifications (WeChat Pay, UnionPay; Alipay answers refunds synchronously).
 
-They go through the same inbox as payment notifications
-(payments/services/inbox.py): stored raw first, verified by the adapter,
-checked against the refund, claimed once and applied in one transaction.
+They go through the one inbox (payments/services/inbox.py), which hands
+every notification of kind "refund" to `refund_notification_handle`,
+registered in RefundsConfig.ready: fresh or processed again by staff, a
+refund notification is verified by the adapter, checked against the refund,
+claimed once and applied in one transaction.
 """
 from __future__ import annotations
 
@@ -10,11 +12,10 @@ import logging
 
 from django.db import IntegrityError, transaction
 
-from payments.exceptions import InvalidNotification
-from payments.gateways import get_gateway
-from payments.gateways.base import Acknowledgement, RawNotification, RefundNotification, RefundState
+from payments.exceptions import NotificationRefused
+from payments.gateways.base import Acknowledgement, Gateway, RawNotification, RefundNotification, RefundState
 from payments.models import GatewayNotification, NotificationKind, NotificationOutcome
-from payments.services import notification_outcome_record, notification_receive
+from payments.services import notification_accept, notification_outcome_record
 from refunds.models import Refund
 from refunds.services.execution import refund_apply_state
 from shop.actors import Actor
@@ -23,33 +24,26 @@ logger = logging.getLogger(__name__)
 
 
 def refund_apply_notification(*, gateway_code: str, raw: RawNotification) -> Acknowledgement:
-    """Store a refund notification raw, verify it, apply it once.
+    """Store a refund notification raw, verify it, apply it once (the inbox's answer)."""
+    return notification_accept(gateway_code=gateway_code, kind=NotificationKind.REFUND, raw=raw)
 
-    Answers the provider's acknowledgement when applied, unchanged or a
-    duplicate; its rejection (4xx) when it does not verify, names an
-    unknown refund or another amount. Unexpected errors propagate (5xx).
+
+def refund_notification_handle(notification: GatewayNotification, gateway: Gateway, raw: RawNotification) -> str:
+    """The inbox's handler for refund notifications; returns the outcome it recorded.
+
+    Raises InvalidNotification when it does not verify, NotificationRefused
+    when it names an unknown refund or another amount.
     """
-    gateway = get_gateway(gateway_code)
-    notification = notification_receive(gateway_code=gateway_code, kind=NotificationKind.REFUND, raw=raw)
-    try:
-        parsed = gateway.parse_refund_notification(raw)
-    except InvalidNotification as exc:
-        notification_outcome_record(notification, NotificationOutcome.REJECTED, detail=exc.reason, verified=False)
-        logger.warning("%s refund notification #%s rejected: %s", gateway_code, notification.pk, exc.reason)
-        return gateway.reject(exc.reason)
-
+    parsed = gateway.parse_refund_notification(raw)
     # Our refund numbers are unique: the number finds the refund, and what
     # else the notification says of the payment must agree with it.
     refund = Refund.objects.select_related("payment").filter(
-        out_refund_no=parsed.out_refund_no, payment__gateway=gateway_code).first()
+        out_refund_no=parsed.out_refund_no, payment__gateway=notification.gateway).first()
     problem = _mismatch(parsed, refund)
     if problem or refund is None:
-        notification_outcome_record(notification, NotificationOutcome.REJECTED, detail=problem, verified=True,
-                                    out_trade_no=refund.payment.out_trade_no if refund else parsed.out_trade_no)
-        logger.error("%s refund notification #%s rejected: %s", gateway_code, notification.pk, problem)
-        return gateway.reject(problem)
-    _claim_and_apply(notification, refund=refund, parsed=parsed, actor=Actor.gateway(gateway_code))
-    return gateway.acknowledge()
+        raise NotificationRefused(problem, out_trade_no=refund.payment.out_trade_no if refund else parsed.out_trade_no,
+                                  alarming=True)
+    return _claim_and_apply(notification, refund=refund, parsed=parsed, actor=Actor.gateway(notification.gateway))
 
 
 def _mismatch(parsed: RefundNotification, refund: Refund | None) -> str:
@@ -76,33 +70,30 @@ def _mismatch(parsed: RefundNotification, refund: Refund | None) -> str:
 
 
 def _claim_and_apply(notification: GatewayNotification, *, refund: Refund, parsed: RefundNotification,
-                     actor: Actor) -> None:
+                     actor: Actor) -> str:
     """Claim the dedupe key and apply in one transaction: a crash in between
     frees the key, and the provider's re-send is applied."""
     before = refund.status
     state = RefundState(out_refund_no=parsed.out_refund_no, status=parsed.status, amount_minor=parsed.amount_minor,
                         gateway_refund_id=parsed.gateway_refund_id, refunded_at=parsed.refunded_at, raw=parsed.raw)
-    try:
-        with transaction.atomic():
-            try:
-                with transaction.atomic():
-                    GatewayNotification.objects.filter(pk=notification.pk).update(
-                        dedupe_key=f"refund:{parsed.dedupe_key}", verified=True,
-                        out_trade_no=refund.payment.out_trade_no, payment=refund.payment)
-            except IntegrityError:
-                duplicate = True
-            else:
-                duplicate = False
-                after = refund_apply_state(refund_id=refund.pk, state=state, actor=actor, notification=notification)
-                # Its outcome commits with the apply: whoever sees the refund
-                # settled also sees which notification settled it.
-                outcome = NotificationOutcome.APPLIED if after.status != before else NotificationOutcome.UNCHANGED
-                notification_outcome_record(notification, outcome, detail=f"refund {after.status}", verified=True,
-                                            out_trade_no=refund.payment.out_trade_no)
-    except Exception as exc:
-        notification_outcome_record(notification, NotificationOutcome.FAILED, detail=repr(exc), verified=True)
-        logger.exception("%s refund notification #%s failed", notification.gateway, notification.pk)
-        raise
-    if duplicate:
-        notification_outcome_record(notification, NotificationOutcome.DUPLICATE, detail="repeat of an earlier one",
-                                    verified=True, out_trade_no=refund.payment.out_trade_no)
+    dedupe_key = f"refund:{parsed.dedupe_key}"
+    with transaction.atomic():
+        try:
+            with transaction.atomic():
+                GatewayNotification.objects.filter(pk=notification.pk).update(
+                    dedupe_key=dedupe_key, verified=True, out_trade_no=refund.payment.out_trade_no,
+                    payment=refund.payment)
+        except IntegrityError:
+            original = GatewayNotification.objects.filter(
+                gateway=notification.gateway, dedupe_key=dedupe_key).exclude(pk=notification.pk).first()
+            notification_outcome_record(
+                notification, NotificationOutcome.DUPLICATE, verified=True, out_trade_no=refund.payment.out_trade_no,
+                detail=f"same as #{original.pk}" if original else "repeat of an earlier one", duplicate_of=original)
+            return NotificationOutcome.DUPLICATE
+        after = refund_apply_state(refund_id=refund.pk, state=state, actor=actor, notification=notification)
+        # Its outcome commits with the apply: whoever sees the refund settled
+        # also sees which notification settled it.
+        outcome = NotificationOutcome.APPLIED if after.status != before else NotificationOutcome.UNCHANGED
+        notification_outcome_record(notification, outcome, detail=f"refund {after.status}", verified=True,
+                                    out_trade_no=refund.payment.out_trade_no)
+    return outcome

@@ -10,7 +10,7 @@ from django.utils import timezone
 from refunds.exceptions import InvalidRefundTransition, RejectNoteRequired, SecondApproverRequired
 from refunds.lock_objects import refund_for_update
 from refunds.models import Refund, RefundApproval, RefundStatus
-from refunds.permissions import require_reviewer
+from refunds.permissions import require_independent_reviewer, require_reviewer
 from refunds.services.emails import enqueue_shopper_email
 from refunds.services.execution import enqueue_submit
 from refunds.services.lifecycle import (
@@ -30,13 +30,18 @@ def refund_approve(*, refund_id: int, reviewer: Any, note: str = "") -> Refund:
     under the balance lock: two approvals that together exceed the payment
     cannot both pass. Approving again as the same reviewer is a no-op.
 
-    Raises ReviewNotAllowed, SecondApproverRequired (a second approval by
-    the same person), InvalidRefundAmount, InvalidRefundTransition.
+    Nobody approves a refund of their own order or one they applied for
+    (so both approvers above the threshold differ from the applicant).
+    Raises ReviewNotAllowed, SelfReviewNotAllowed, SecondApproverRequired (a
+    second approval by the same person), InvalidRefundAmount,
+    InvalidRefundTransition.
     """
     require_reviewer(reviewer)
     actor = Actor.staff(reviewer)
     with transaction.atomic():
-        refund, balance, _order = refund_for_update(refund_id=refund_id)
+        refund, balance, order = refund_for_update(refund_id=refund_id)
+        require_independent_reviewer(reviewer, shopper_id=order.shopper_id, applicant_id=refund.requested_by_id,
+                                     reference=refund.out_refund_no)
         already = refund.approvals.filter(reviewer=reviewer).exists()
         if refund.status != RefundStatus.REQUESTED:
             if already or refund.status in (RefundStatus.APPROVED, RefundStatus.PROCESSING, RefundStatus.SUCCEEDED):
@@ -57,8 +62,8 @@ def refund_approve(*, refund_id: int, reviewer: Any, note: str = "") -> Refund:
         balance_reserve(balance, refund)
         refund_move(refund, to_status=RefundStatus.APPROVED, actor=actor, reason="approved", detail={"note": note},
                     extra_fields={"reviewed_by": reviewer, "reviewed_at": timezone.now(), "review_note": note})
-        transaction.on_commit(lambda: enqueue_submit(refund.pk))
-        transaction.on_commit(lambda: enqueue_shopper_email(refund.pk, "approved"))
+        enqueue_submit(refund.pk)
+        enqueue_shopper_email(refund.pk, "approved")
     return refund
 
 
@@ -76,5 +81,5 @@ def refund_reject(*, refund_id: int, reviewer: Any, note: str) -> Refund:
                     extra_fields={"reviewed_by": reviewer, "reviewed_at": timezone.now(),
                                   "review_note": note.strip()})
         order_refund_state_sync(order, actor=actor)
-        transaction.on_commit(lambda: enqueue_shopper_email(refund.pk, "rejected"))
+        enqueue_shopper_email(refund.pk, "rejected")
     return refund

@@ -1,11 +1,71 @@
-"""Shop pages in the shared headless Chromium (the `browser` fixture of tests/conftest.py)."""
+"""Shop pages in the shared headless Chromium (the `browser` fixture of tests/conftest.py).
+
+Every context the browser tests open is watched for the Content-Security-
+Policy: a page of the shop without the header, or any violation Chromium
+reports (a `securitypolicyviolation` event or its console message), fails
+the test at teardown.
+"""
+from dataclasses import dataclass, field
+
 import pytest
+
+# Injected by Playwright through the DevTools protocol, so the page's own
+# CSP does not apply to it.
+REPORT_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", function (event) {
+  console.error("CSP violation: " + event.violatedDirective + " blocked " + event.blockedURI
+                + " on " + document.location.href);
+});
+"""
+
+
+@dataclass
+class CspWatch:
+    shop_origin: str
+    violations: list[str] = field(default_factory=list)
+    pages_without_policy: list[str] = field(default_factory=list)
+    pages_seen: list[str] = field(default_factory=list)
+
+    def watch(self, context):
+        context.add_init_script(REPORT_VIOLATIONS)
+        context.on("page", self._page)
+        return context
+
+    def _page(self, page):
+        page.on("console", self._console)
+        page.on("response", self._response)
+
+    def _console(self, message):
+        if "CSP violation" in message.text or "Content Security Policy" in message.text:
+            self.violations.append(message.text)
+
+    def _response(self, response):
+        if response.request.resource_type == "document" and response.url.startswith(self.shop_origin):
+            self.pages_seen.append(response.url)
+            if "content-security-policy" not in response.headers:
+                self.pages_without_policy.append(response.url)
+
+    def assert_clean(self):
+        assert self.violations == [], self.violations
+        assert self.pages_without_policy == [], self.pages_without_policy
 
 
 @pytest.fixture
-def page(browser):
+def csp_watch(live_server):
+    watch = CspWatch(shop_origin=live_server.url)
+    yield watch
+    watch.assert_clean()
+
+
+def new_context(browser, csp_watch: CspWatch):
     context = browser.new_context(locale="en-US")
     context.set_default_timeout(15_000)
+    return csp_watch.watch(context)
+
+
+@pytest.fixture
+def page(browser, csp_watch):
+    context = new_context(browser, csp_watch)
     page = context.new_page()
     yield page
     context.close()

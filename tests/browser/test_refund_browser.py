@@ -7,13 +7,13 @@ from playwright.sync_api import expect
 
 from orders.models import Order, OrderStatus
 from refunds.models import Refund, RefundStatus
-from tests.browser.conftest import check_out
+from tests.browser.conftest import check_out, new_context
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e, pytest.mark.django_db(transaction=True)]
 
 
 def test_shopper_applies_service_approves_in_admin_and_the_order_shows_refunded(
-        shopper_page, live_server, shop_sandbox, browser):
+        shopper_page, live_server, shop_sandbox, browser, csp_watch):
     page = shopper_page
     # Paid with Alipay QR; the "phone" pays through the sandbox's control API.
     check_out(page, live_server.url, "NOTE-A5")
@@ -40,8 +40,7 @@ def test_shopper_applies_service_approves_in_admin_and_the_order_shows_refunded(
     assert (refund.amount_minor, refund.reason, refund.reason_text) == (1999, "damaged", "The cover arrived torn.")
 
     # Customer service, in its own browser context, approves in admin.
-    context = browser.new_context(locale="en-US")
-    context.set_default_timeout(15_000)
+    context = new_context(browser, csp_watch)
     try:
         staff = context.new_page()
         staff.goto(f"{live_server.url}/admin/")

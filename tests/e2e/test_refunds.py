@@ -38,10 +38,11 @@ from payments.models import (
     PaymentStatus,
     RefundRequired,
 )
+from payments.tasks import payment_announce_refund_needed_task
 from refunds.exceptions import InvalidRefundAmount, RefundNotAllowed
 from refunds.models import Refund, RefundApproval, RefundBalance, RefundReason, RefundStatus
 from refunds.services import refunds_create_automatic_pending, refunds_poll_processing
-from refunds.tasks import refund_create_automatic_task, refund_submit_task
+from refunds.tasks import refund_submit_task
 from tests.concurrency import run_in_parallel
 from tests.e2e.refund_support import (
     apply,
@@ -581,8 +582,8 @@ def test_duplicate_wechatpay_payment_is_refunded_automatically_without_review(sh
 
 
 def test_duplicate_alipay_payment_whose_task_was_lost_is_refunded_by_the_sweep(shop, sandbox, monkeypatch):
-    # The task enqueued on the payment_needs_refund signal is lost (a broker outage, say).
-    monkeypatch.setattr(refund_create_automatic_task, "delay", lambda payment_id: None)
+    # The outbox task that announces payment_needs_refund is lost at the broker.
+    monkeypatch.setattr(payment_announce_refund_needed_task, "apply_async", lambda *args, **kwargs: None)
     order, wechat, alipay = two_open_attempts(shop)
     pay_at_sandbox(sandbox, wechat)
     alipay = pay_at_sandbox(sandbox, alipay)

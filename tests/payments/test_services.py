@@ -215,7 +215,9 @@ class TestNotifications:
 
         assert ack.status == 200
         stored.refresh_from_db()
-        assert stored.outcome == NotificationOutcome.UNCHANGED
+        # Still the notification that paid: a replay never rewrites that.
+        assert stored.outcome == NotificationOutcome.APPLIED
+        assert "processed again" in stored.outcome_detail
         assert stored.process_count == 2
         assert paid_events(payment) == 1
 

@@ -191,3 +191,51 @@ def test_notify_for_an_unknown_gateway_is_not_found(client):
 
 def test_notify_only_accepts_post(client):
     assert client.get(notify_url()).status_code == 405
+
+
+def test_fifty_anonymous_returns_ask_the_gateway_once(client, fake_gateway):
+    """The return URL is public and replayable: one query per attempt per interval."""
+    payment, _ = start_payment()
+    params = signed_return(payment.out_trade_no)
+    for _ in range(50):
+        response = client.get(reverse("payments:return", kwargs={"gateway": "fake"}), params)
+        assert response.status_code == 302
+    assert [call for call in fake_gateway.calls if call[0] == "query_payment"] == [
+        ("query_payment", payment.out_trade_no)]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_returns_at_once_answer_from_the_database_while_a_query_is_in_flight(fake_gateway, live_server):
+    import threading
+
+    import requests
+
+    from tests.concurrency import run_in_parallel
+
+    payment, _ = start_payment()
+    params = signed_return(payment.out_trade_no)
+    release = threading.Event()
+    real_query = type(fake_gateway).query_payment
+    queries = []
+
+    def slow_query(self, reference):
+        queries.append(reference.out_trade_no)
+        release.wait(10)  # the gateway hangs until the other hits are answered
+        return real_query(self, reference)
+
+    url = live_server.url + reverse("payments:return", kwargs={"gateway": "fake"})
+    type(fake_gateway).query_payment = slow_query
+    try:
+        first = threading.Thread(target=lambda: requests.get(url, params=params, allow_redirects=False, timeout=20))
+        first.start()
+        from tests.polling import wait_for
+        wait_for(lambda: queries, what="the first return's query to start")
+        answers = run_in_parallel(
+            lambda i: requests.get(url, params=params, allow_redirects=False, timeout=5).status_code, 10)
+        release.set()
+        first.join(20)
+    finally:
+        type(fake_gateway).query_payment = real_query
+        release.set()
+    assert answers == [("ok", 302)] * 10
+    assert queries == [payment.out_trade_no]

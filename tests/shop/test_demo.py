@@ -2,7 +2,7 @@ import pytest
 from django.contrib.auth import authenticate, get_user_model
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.test import override_settings
+from django.test import RequestFactory, override_settings
 
 from shop.demo import DEMO_ACCOUNTS, demo_setup
 from shop.models import Product, Sku
@@ -17,7 +17,9 @@ def test_demo_setup_is_idempotent_and_leaves_stock_alone():
     assert Sku.objects.get(code="TEA-LJ-250").stock == 3
     assert get_user_model().objects.count() == len(DEMO_ACCOUNTS)
     for account in DEMO_ACCOUNTS:
-        user = authenticate(username=account.username, password=account.password)
+        # django-axes (login throttling) needs the request a sign-in comes with.
+        request = RequestFactory().post("/accounts/login/")
+        user = authenticate(request=request, username=account.username, password=account.password)
         assert user is not None and user.is_staff == account.is_staff
 
 

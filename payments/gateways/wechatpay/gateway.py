@@ -160,6 +160,11 @@ class WechatPayGateway(Gateway):
         # good (§6.6); one refused at creation was never made and may be sent again.
         refund_number_reusable_after_failure=True,
     )
+    # docs/gateways-wechatpay.md §4.1: what a notification's check reads.
+    notification_headers = frozenset({
+        "content-type", "wechatpay-timestamp", "wechatpay-nonce", "wechatpay-signature", "wechatpay-serial",
+        "wechatpay-signature-type", "request-id",
+    })
     required_options = (
         "mchid",
         "appid",
