@@ -3,21 +3,27 @@
 Like Django's locmem email backend: it keeps its trades in the instance and
 can be told to fail. End-to-end tests use the sandbox process instead.
 Notifications are JSON signed with an HMAC in the `X-Fake-Signature` header.
+
+Statements: a day's bill lists the trades paid and the refunds that
+succeeded that Beijing day, unless a test sets the day's lines itself
+(`bills[day]`, discrepancies included) or says there is none
+(`no_bill[day]`). The file is JSON, one line per bill line and a closing
+count, so the services see a real download and a streaming parse.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Mapping
-from dataclasses import replace
-from datetime import datetime
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, replace
+from datetime import date, datetime
 from typing import Any
 
 import requests
 from django.utils import timezone
 
-from payments.exceptions import InvalidNotification
+from payments.exceptions import InvalidNotification, NoStatement, NoStatementReason, StatementFormatError
 from payments.gateways.base import (
     Acknowledgement,
     ActionKind,
@@ -29,8 +35,13 @@ from payments.gateways.base import (
     PaymentRequest,
     PayMethod,
     RawNotification,
+    RefundBillDay,
     RefundRequest,
     RefundState,
+    StatementFile,
+    StatementLine,
+    StatementLineKind,
+    StatementWindow,
     TradeState,
     TradeStatus,
 )
@@ -42,6 +53,7 @@ class FakeGateway(Gateway):
     code = "fake"
     display_name = "Fake Pay"
     methods = frozenset({PayMethod.PAGE, PayMethod.WAP, PayMethod.QR})
+    statement_window = StatementWindow()
 
     def __init__(
         self,
@@ -66,6 +78,14 @@ class FakeGateway(Gateway):
         self.refund_settles_as = GatewayRefundStatus.SUCCEEDED
         # Refunds that really moved money, by out_refund_no.
         self.refunds_executed: dict[str, int] = {}
+        # A day's bill lines set by a test (else built from the records),
+        # and days the provider has no bill for.
+        self.bills: dict[date, list[StatementLine]] = {}
+        self.no_bill: dict[date, NoStatementReason] = {}
+        # When each refund was asked for (a REQUESTED statement window
+        # dates it so) and of which trade, by out_refund_no.
+        self.refund_requested_at: dict[str, datetime] = {}
+        self.refund_trade: dict[str, str] = {}
 
     def _call(self, name: str, reference: str) -> None:
         self.calls.append((name, reference))
@@ -160,6 +180,8 @@ class FakeGateway(Gateway):
         if state is None:
             # Like the real providers: one out_refund_no moves money once.
             self.refunds_executed[request.out_refund_no] = request.amount_minor
+            self.refund_requested_at[request.out_refund_no] = timezone.now()
+            self.refund_trade[request.out_refund_no] = request.out_trade_no
             state = RefundState(out_refund_no=request.out_refund_no, status=self.refund_outcome,
                                 amount_minor=request.amount_minor, gateway_refund_id=f"R{request.out_refund_no}",
                                 refunded_at=timezone.now() if self.refund_outcome == GatewayRefundStatus.SUCCEEDED else None)
@@ -175,3 +197,62 @@ class FakeGateway(Gateway):
             state = replace(state, status=self.refund_settles_as, refunded_at=timezone.now())
             self.refunds[out_refund_no] = state
         return state
+
+    # -- statements -----------------------------------------------------------
+
+    def recorded_lines(self, day: date) -> list[StatementLine]:
+        """What the provider would bill for `day`: its paid trades and finished refunds."""
+        window = self.statement_window
+        assert window is not None
+        start, end = window.bounds(day)
+        lines = [
+            StatementLine(kind=StatementLineKind.PAYMENT, out_trade_no=trade.out_trade_no,
+                          gateway_trade_no=trade.gateway_trade_no, amount_minor=trade.amount_minor or 0,
+                          occurred_at=trade.paid_at)
+            for trade in self.trades.values()
+            if trade.status == TradeStatus.SUCCEEDED and trade.paid_at and start <= trade.paid_at < end
+        ]
+        for refund in self.refunds.values():
+            moment = (self.refund_requested_at.get(refund.out_refund_no)
+                      if window.refunds is RefundBillDay.REQUESTED else refund.refunded_at)
+            if refund.status == GatewayRefundStatus.SUCCEEDED and moment and start <= moment < end:
+                out_trade_no = self.refund_trade.get(refund.out_refund_no, "")
+                lines.append(StatementLine(kind=StatementLineKind.REFUND, out_trade_no=out_trade_no,
+                                           gateway_trade_no=f"FAKE{out_trade_no}",
+                                           amount_minor=refund.amount_minor or 0,
+                                           out_refund_no=refund.out_refund_no,
+                                           gateway_refund_id=refund.gateway_refund_id, occurred_at=moment))
+        return lines
+
+    def fetch_statement(self, day: date) -> StatementFile:
+        self._call("fetch_statement", day.isoformat())
+        if day in self.no_bill:
+            raise NoStatement(f"fake: no bill for {day}", reason=self.no_bill[day])
+        lines = self.bills[day] if day in self.bills else self.recorded_lines(day)
+        if not lines and day not in self.bills:
+            raise NoStatement(f"fake: no bill for {day}", reason=NoStatementReason.NONE)
+        rows = [json.dumps({**asdict(line), "raw": {}, "occurred_at": line.occurred_at.isoformat()
+                            if line.occurred_at else None}) for line in lines]
+        rows.append(json.dumps({"count": len(lines)}))
+        return StatementFile(day=day, filename=f"fake_{day:%Y%m%d}.jsonl", content="\n".join(rows).encode())
+
+    def parse_statement(self, statement: StatementFile) -> Iterator[StatementLine]:
+        count = 0
+        with statement.open() as stream:
+            for number, text in enumerate(stream, start=1):
+                try:
+                    data = json.loads(text)
+                except ValueError:
+                    raise StatementFormatError(f"fake bill: line {number} is not JSON") from None
+                if "count" in data:
+                    if data["count"] != count:
+                        raise StatementFormatError(f"fake bill: says {data['count']} lines, holds {count}")
+                    return
+                count += 1
+                try:
+                    yield StatementLine(**{**data, "kind": StatementLineKind(data["kind"]),
+                                           "occurred_at": datetime.fromisoformat(data["occurred_at"])
+                                           if data["occurred_at"] else None})
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise StatementFormatError(f"fake bill: line {number}: {exc}") from None
+        raise StatementFormatError("fake bill: no closing count: the file is cut short")
