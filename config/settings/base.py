@@ -190,6 +190,24 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = VAR_DIR / "static"
 
 # ---------------------------------------------------------------------------
+# File storage (https://docs.djangoproject.com/en/5.2/ref/settings/#storages)
+# ---------------------------------------------------------------------------
+# `bills` keeps every downloaded gateway bill (reconciliation). Any Django
+# storage backend will do, e.g. django-storages' S3 for several web nodes:
+# BILLS_STORAGE_BACKEND=storages.backends.s3.S3Storage with
+# BILLS_STORAGE_OPTIONS='{"bucket_name": "shop-bills"}'. The default is a
+# folder under var/ (BILLS_DIR).
+BILLS_STORAGE_BACKEND = env("BILLS_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage")
+_BILLS_OPTIONS = env.json("BILLS_STORAGE_OPTIONS", default={})
+if BILLS_STORAGE_BACKEND == "django.core.files.storage.FileSystemStorage":
+    _BILLS_OPTIONS = {"location": env("BILLS_DIR", default=str(VAR_DIR / "bills")), **_BILLS_OPTIONS}
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "bills": {"BACKEND": BILLS_STORAGE_BACKEND, "OPTIONS": _BILLS_OPTIONS},
+}
+
+# ---------------------------------------------------------------------------
 # Email
 # ---------------------------------------------------------------------------
 # EMAIL_URL as in django-environ (smtp+tls://user:pass@host:587); the demo
@@ -275,6 +293,21 @@ REFUND_SECOND_APPROVAL_ABOVE_MINOR = env.int("REFUND_SECOND_APPROVAL_ABOVE_MINOR
 REFUND_POLL_AFTER_SECONDS = env.int("REFUND_POLL_AFTER_SECONDS", default=60)
 REFUND_POLL_MAX_INTERVAL_SECONDS = env.int("REFUND_POLL_MAX_INTERVAL_SECONDS", default=3600)
 REFUND_POLL_GIVE_UP_AFTER = env.int("REFUND_POLL_GIVE_UP_AFTER", default=36)
+
+# Reconciliation (docs/CONTRACT.md). Celery beat (or the janitor) runs the
+# job on this crontab, in Beijing time (CELERY_TIMEZONE): every ten minutes
+# from 10:00, after the providers publish yesterday's bills; each run does
+# only what is due (a bill not out yet waits with backoff).
+RECONCILIATION_CRONTAB = env("RECONCILIATION_CRONTAB", default="*/10 10-19 * * *")
+# A day not reconciled by this time of the next day raises an alarm (log
+# and admin banner).
+RECONCILIATION_ALARM_AT = env("RECONCILIATION_ALARM_AT", default="12:00")
+# A bill still not out at this time of the next day is recorded as no bill
+# (an alarm too when we had transactions that day).
+RECONCILIATION_NO_BILL_AFTER = env("RECONCILIATION_NO_BILL_AFTER", default="18:00")
+# A success of ours this close to the end of a bill day that the bill lacks
+# is carried to the next day's bill instead of being a discrepancy.
+RECONCILIATION_CARRY_MINUTES = env.int("RECONCILIATION_CARRY_MINUTES", default=10)
 
 GATEWAY_OPTIONS = {
     "alipay": {
