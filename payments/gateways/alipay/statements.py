@@ -57,7 +57,7 @@ REQUIRED_COLUMNS = (
 
 KINDS = {"交易": StatementLineKind.PAYMENT, "退款": StatementLineKind.REFUND}
 # Distinct amounts and times remembered per bill (a day has 86,400 seconds).
-MEMO_LIMIT = 100_000
+MEMO_LIMIT = 300_000
 
 _AMOUNT = r"(-?[0-9]+(?:\.[0-9]+)?)"
 PAYMENT_TOTAL = re.compile(rf"#\s*交易合计[：:]\s*([0-9]+)\s*笔[，,]\s*商家实收共\s*{_AMOUNT}\s*元")
@@ -149,14 +149,109 @@ def _parse(text: Iterator[str], *, account: str) -> Iterator[StatementLine]:
     # Control sums per kind, in fen signed as in the file: [count, 商家实收].
     totals = {kind: [0, 0] for kind in StatementLineKind}
     if header is not None:
-        reader = _RowReader(_columns(header), account=account)
-        for cells in _data_rows(text):
-            line, merchant_received = reader.line(cells)
-            kind_totals = totals[line.kind]
-            kind_totals[0] += 1
-            kind_totals[1] += merchant_received
-            yield line
+        yield from _data_rows(text, _columns(header), account=account, totals=totals)
     _check_footer([stripped for line in text if (stripped := line.strip()).startswith("#")], totals)
+
+
+def _data_rows(text: Iterator[str], columns: dict[str, int], *, account: str,
+               totals: dict[StatementLineKind, list[int]]) -> Iterator[StatementLine]:
+    """The data rows as lines, up to and including the end marker.
+
+    One loop with everything it needs in locals: it runs once per row of
+    a bill that may have millions. A row without a quote is split on commas
+    (several times faster than csv); a quoted row goes through csv, taking
+    the following lines while a quoted cell still holds a line break.
+    Amounts and times are memoised: prices and seconds recur on many rows.
+    """
+    width = len(columns)
+    trade_no_at = columns[COL_TRADE_NO]
+    out_trade_no_at = columns[COL_OUT_TRADE_NO]
+    kind_at = columns[COL_KIND]
+    finished_at = columns[COL_FINISHED_AT]
+    amount_at = columns[COL_ORDER_AMOUNT]
+    received_at = columns[COL_MERCHANT_RECEIVED]
+    fee_at = columns.get(COL_FEE)
+    refund_no_at = next((columns[name] for name in COL_REFUND_NO if name in columns), None)
+    pid_at = columns.get(COL_MERCHANT_PID) if account else None
+    fen: dict[str, int] = {"0": 0, "0.00": 0, "": 0}
+    times: dict[str, datetime | None] = {"": None}
+    kinds = KINDS
+    refund = StatementLineKind.REFUND
+    line_type = StatementLine
+    number = 0
+    for line in text:
+        head = line[:1]
+        if head == "#" or not head or head.isspace():
+            stripped = line.strip()
+            if not stripped:
+                continue
+            if stripped.startswith("#"):
+                if LIST_END not in stripped:
+                    raise StatementFormatError(f"no {LIST_END} marker before the footer: the list is cut short")
+                return
+        number += 1
+        if '"' in line:
+            while line.count('"') % 2:
+                following = next(text, None)
+                if following is None:
+                    raise StatementFormatError("a quoted cell runs to the end of the file: the file is cut short")
+                line += following
+            cells = next(csv.reader([line]))
+        else:
+            cells = line.rstrip("\r\n").split(",")
+        if len(cells) != width and (len(cells) < width or any(cells[width:])):
+            raise StatementFormatError(f"row {number} has {len(cells)} cells for {width} columns")
+        kind = kinds.get(cells[kind_at].strip())
+        if kind is None:
+            raise StatementFormatError(f"row {number}: unknown {COL_KIND} {cells[kind_at].strip()[:16]!r}")
+        if pid_at is not None and (pid := cells[pid_at].strip()) and pid != account:
+            raise StatementFormatError(f"row {number}: {COL_MERCHANT_PID} {pid[:24]!r} is not ours")
+        text_amount = cells[amount_at].strip()
+        amount = fen.get(text_amount)
+        if amount is None:
+            amount = _fen(fen, text_amount, number, COL_ORDER_AMOUNT)
+        text_received = cells[received_at].strip()
+        received = fen.get(text_received)
+        if received is None:
+            received = _fen(fen, text_received, number, COL_MERCHANT_RECEIVED)
+        fee = 0
+        if fee_at is not None:
+            text_fee = cells[fee_at].strip()
+            charged = fen.get(text_fee)
+            fee = abs(charged if charged is not None else _fen(fen, text_fee, number, COL_FEE))
+        moment = cells[finished_at].strip()
+        occurred_at = times[moment] if moment in times else _time(times, moment, number)
+        kind_totals = totals[kind]
+        kind_totals[0] += 1
+        kind_totals[1] += received
+        if kind is refund:
+            yield line_type(kind, cells[out_trade_no_at].strip(), cells[trade_no_at].strip(), abs(amount), "CNY",
+                            cells[refund_no_at].strip() if refund_no_at is not None else "", "", -fee, occurred_at,
+                            "", BillRow(columns, cells))
+        else:
+            yield line_type(kind, cells[out_trade_no_at].strip(), cells[trade_no_at].strip(), abs(amount), "CNY",
+                            "", "", fee, occurred_at, "", BillRow(columns, cells))
+    raise StatementFormatError(f"no {LIST_END} marker: the file is cut short")
+
+
+def _fen(memo: dict[str, int], text: str, number: int, column: str) -> int:
+    try:
+        fen = yuan_to_fen(text)
+    except ValueError:
+        raise StatementFormatError(f"row {number}: {column} {text[:24]!r} is not an amount") from None
+    if len(memo) < MEMO_LIMIT:
+        memo[text] = fen
+    return fen
+
+
+def _time(memo: dict[str, datetime | None], text: str, number: int) -> datetime:
+    try:
+        moment = parse_bill_time(text)
+    except ValueError:
+        raise StatementFormatError(f"row {number}: {COL_FINISHED_AT} {text[:24]!r} is not a time") from None
+    if len(memo) < MEMO_LIMIT:
+        memo[text] = moment
+    return moment
 
 
 def _preamble(text: Iterator[str], *, account: str) -> str | None:
@@ -184,35 +279,6 @@ def _preamble(text: Iterator[str], *, account: str) -> str | None:
     raise StatementFormatError(f"no {LIST_END} marker: the file is cut short")
 
 
-def _data_rows(text: Iterator[str]) -> Iterator[list[str]]:
-    """The cells of each data row, up to and including the end marker.
-
-    A row without a quote is split on commas (most rows: several times
-    faster than csv); a quoted row goes through csv, taking the following
-    lines while a quoted cell still holds a line break.
-    """
-    for line in text:
-        head = line[:1]
-        if head == "#" or not head or head.isspace():
-            stripped = line.strip()
-            if not stripped:
-                continue
-            if stripped.startswith("#"):
-                if LIST_END not in stripped:
-                    raise StatementFormatError(f"no {LIST_END} marker before the footer: the list is cut short")
-                return
-        if '"' not in line:
-            yield line.rstrip("\r\n").split(",")
-            continue
-        while line.count('"') % 2:
-            following = next(text, None)
-            if following is None:
-                raise StatementFormatError("a quoted cell runs to the end of the file: the file is cut short")
-            line += following
-        yield next(csv.reader([line]))
-    raise StatementFormatError(f"no {LIST_END} marker: the file is cut short")
-
-
 def _normalise_header(name: str) -> str:
     return name.strip().replace("(", "（").replace(")", "）").replace(" ", "")
 
@@ -228,77 +294,6 @@ def _columns(header: str) -> dict[str, int]:
     if missing:
         raise StatementFormatError(f"missing columns: {', '.join(missing)}")
     return columns
-
-
-class _RowReader:
-    """Turns the cells of one row into a line; column positions are looked up once.
-
-    Amounts and times are memoised per bill: the same prices and seconds
-    recur on many rows, and converting them is most of the work.
-    """
-
-    def __init__(self, columns: dict[str, int], *, account: str) -> None:
-        self.columns = columns
-        self.width = len(columns)
-        self.number = 0
-        self.trade_no = columns[COL_TRADE_NO]
-        self.out_trade_no = columns[COL_OUT_TRADE_NO]
-        self.kind = columns[COL_KIND]
-        self.finished_at = columns[COL_FINISHED_AT]
-        self.amount = columns[COL_ORDER_AMOUNT]
-        self.received = columns[COL_MERCHANT_RECEIVED]
-        self.fee = columns.get(COL_FEE)
-        self.refund_no = next((columns[name] for name in COL_REFUND_NO if name in columns), None)
-        self.pid = columns.get(COL_MERCHANT_PID) if account else None
-        self.account = account
-        self.fen: dict[str, int] = {"0": 0, "0.00": 0, "": 0}
-        self.times: dict[str, datetime | None] = {"": None}
-
-    def line(self, cells: list[str]) -> tuple[StatementLine, int]:
-        self.number += 1
-        if len(cells) != self.width and (len(cells) < self.width or any(cells[self.width:])):
-            raise StatementFormatError(f"row {self.number} has {len(cells)} cells for {self.width} columns")
-        kind = KINDS.get(cells[self.kind].strip())
-        if kind is None:
-            raise StatementFormatError(f"row {self.number}: unknown {COL_KIND} {cells[self.kind].strip()[:16]!r}")
-        if self.pid is not None and (pid := cells[self.pid].strip()) and pid != self.account:
-            raise StatementFormatError(f"row {self.number}: {COL_MERCHANT_PID} {pid[:24]!r} is not ours")
-        fee = abs(self._fen(cells[self.fee].strip(), COL_FEE)) if self.fee is not None else 0
-        is_refund = kind is StatementLineKind.REFUND
-        finished_at = cells[self.finished_at].strip()
-        occurred_at = self.times[finished_at] if finished_at in self.times else self._time(finished_at)
-        line = StatementLine(
-            kind=kind,
-            out_trade_no=cells[self.out_trade_no].strip(),
-            gateway_trade_no=cells[self.trade_no].strip(),
-            amount_minor=abs(self._fen(cells[self.amount].strip(), COL_ORDER_AMOUNT)),
-            out_refund_no=cells[self.refund_no].strip() if is_refund and self.refund_no is not None else "",
-            fee_minor=-fee if is_refund else fee,
-            occurred_at=occurred_at,
-            raw=BillRow(self.columns, cells),
-        )
-        return line, self._fen(cells[self.received].strip(), COL_MERCHANT_RECEIVED)
-
-    def _fen(self, text: str, column: str) -> int:
-        fen = self.fen.get(text)
-        if fen is None:
-            try:
-                fen = yuan_to_fen(text)
-            except ValueError:
-                raise StatementFormatError(f"row {self.number}: {column} {text[:24]!r} is not an amount") from None
-            if len(self.fen) < MEMO_LIMIT:
-                self.fen[text] = fen
-        return fen
-
-    def _time(self, text: str) -> datetime:
-        try:
-            moment = parse_bill_time(text)
-        except ValueError:
-            raise StatementFormatError(
-                f"row {self.number}: {COL_FINISHED_AT} {text[:24]!r} is not a time") from None
-        if len(self.times) < MEMO_LIMIT:
-            self.times[text] = moment
-        return moment
 
 
 def _check_footer(footer: list[str], totals: dict[StatementLineKind, list[int]]) -> None:

@@ -101,13 +101,20 @@ def scaled_yuan(text: str, places: int) -> int:
 
     `scaled_yuan("0.52800", 5)` -> 52800, `("-0.18", 5)` -> -18000,
     `("88", 5)` -> 8800000. The same strings as yuan_decimal, within
-    `places` decimals; ValueError otherwise. Integer arithmetic only: a
-    bill's rows are summed with it a few million times a day.
+    `places` decimals; ValueError otherwise. Integer arithmetic and string
+    checks only (no regex, no Decimal): a bill's rows are summed with it a
+    few million times a day.
     """
-    if not isinstance(text, str) or not _YUAN.fullmatch(text):
+    if not isinstance(text, str):
         raise ValueError(f"not a yuan amount: {text!r}")
-    negative = text.startswith("-")
-    whole, _dot, fraction = text.removeprefix("-").partition(".")
+    whole, dot, fraction = text.partition(".")
+    negative = whole[:1] == "-"
+    if negative:
+        whole = whole[1:]
+    # isdigit() alone takes other scripts' digits; isascii() keeps to 0-9.
+    if not (whole.isascii() and whole.isdigit()) or len(whole) > 15 or (
+            dot and not (fraction.isascii() and fraction.isdigit() and len(fraction) <= 8)):
+        raise ValueError(f"not a yuan amount: {text!r}")
     if len(fraction) > places:
         fraction = fraction.rstrip("0")
         if len(fraction) > places:

@@ -22,7 +22,7 @@ import hmac
 import io
 import re
 import zlib
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Iterator, Mapping
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import BinaryIO
@@ -95,7 +95,7 @@ PLACES = FEE_PLACES
 _PER_FEN: int = 10 ** (PLACES - 2)
 _ZERO_AMOUNTS = frozenset({"0", "0.0", "0.00", "0.000", "0.0000", "0.00000"})
 # Distinct amounts and times remembered per bill (a day has 86,400 seconds).
-MEMO_LIMIT = 100_000
+MEMO_LIMIT = 300_000
 
 
 # -- the downloaded file (§6.8) -----------------------------------------------
@@ -212,19 +212,128 @@ def _parse(text: Iterator[str], *, mchid: str) -> Iterator[StatementLine]:
     missing = [name for name in REQUIRED_COLUMNS if name not in names]
     if missing:
         raise StatementFormatError(f"missing columns: {', '.join(missing)}")
-    reader = _RowReader({name: index for index, name in enumerate(names)}, mchid=mchid)
-    summary_header = None
-    for line in lines:
-        if not line.startswith(FIELD_MARK):
-            summary_header = line
-            break
-        reader.count += 1
-        yield reader.line(_cells(line, reader.width, f"row {reader.count}"), reader.count)
-    summary_row = next(lines, None)
-    if summary_header is None or summary_row is None or not summary_row.startswith(FIELD_MARK) or \
-            next(lines, None) is not None:
+    columns = {name: index for index, name in enumerate(names)}
+    ending: list[str] = []
+    sums = yield from _detail_rows(text, columns, mchid=mchid, ending=ending)
+    rest = [line for line in (ending + list(lines)) if line]
+    if len(rest) != 2 or rest[0].startswith(FIELD_MARK) or not rest[1].startswith(FIELD_MARK):
         raise StatementFormatError("the bill does not end with a summary header and one summary row")
-    _check_summary(summary_header, summary_row, count=reader.count, sums=reader.sums)
+    count, totals = sums
+    _check_summary(rest[0], rest[1], count=count, sums=totals)
+
+
+def _detail_rows(text: Iterator[str], columns: dict[str, int], *, mchid: str,
+                 ending: list[str]) -> Generator[StatementLine, None, tuple[int, dict[str, int]]]:
+    """The detail rows as lines; returns (rows, the column sums the summary must equal).
+
+    One loop with everything it needs in locals: it runs once per row of
+    a bill that may have millions. The first line that is not a detail row
+    (the summary header) is left in `ending`. Amounts (summed exactly in
+    units of 0.00001 yuan) and times are memoised: prices and seconds recur.
+    """
+    width = len(columns)
+    time_at = columns[COL_TIME]
+    merchant_at = columns[COL_MCHID]
+    transaction_id_at = columns[COL_TRANSACTION_ID]
+    out_trade_no_at = columns[COL_OUT_TRADE_NO]
+    state_at = columns[COL_STATE]
+    currency_at = columns[COL_CURRENCY]
+    fee_at = columns[COL_FEE]
+    payment_name = COL_ORDER_AMOUNT if COL_ORDER_AMOUNT in columns else COL_SETTLEMENT_AMOUNT
+    payment_at = columns[payment_name]
+    has_refund_columns = all(name in columns for name in REFUND_COLUMNS)
+    refund_name = COL_REFUND_REQUESTED if COL_REFUND_REQUESTED in columns else COL_REFUND_AMOUNT
+    refund_at = columns.get(refund_name, -1)
+    refund_id_at = columns.get(COL_REFUND_ID, -1)
+    out_refund_no_at = columns.get(COL_OUT_REFUND_NO, -1)
+    refund_status_at = columns.get(COL_REFUND_STATUS)
+    summed = [(name, columns[name]) for name in SUMMARY_SUMS.values() if name in columns]
+    summed_at = [index for _name, index in summed]
+    totals = [0] * len(summed)
+    positions = range(len(summed))
+    scaled: dict[str, int] = dict.fromkeys(_ZERO_AMOUNTS, 0)
+    times: dict[str, datetime] = {}
+    payment, refund = StatementLineKind.PAYMENT, StatementLineKind.REFUND
+    line_type = StatementLine
+    per_fen = _PER_FEN
+    number = 0
+    first = True
+    for line in text:
+        if first:
+            line = line.removeprefix(BOM)
+            first = False
+        if line[:1] != FIELD_MARK:
+            if not line.strip():
+                continue
+            ending.append(line.rstrip("\r\n"))
+            break
+        number += 1
+        # Drop the first backtick, split on ",`": a comma inside a product
+        # name is not followed by a backtick and stays in its field.
+        cells = line.rstrip("\r\n")[1:].split(FIELD_SEPARATOR)
+        if len(cells) != width:
+            raise StatementFormatError(f"row {number} has {len(cells)} fields for {width} columns")
+        if cells[merchant_at] != mchid:
+            raise StatementFormatError(f"row {number}: {COL_MCHID} {cells[merchant_at][:16]!r} is not ours")
+        for position in positions:
+            value = scaled.get(cells[summed_at[position]])
+            if value is None:
+                value = _scaled(scaled, cells[summed_at[position]], summed[position][0], number)
+            totals[position] += value
+        state = cells[state_at]
+        if state == STATE_PAYMENT:
+            kind = payment
+            text_amount = cells[payment_at]
+            amount_name = payment_name
+            out_refund_no = gateway_refund_id = ""
+            status = state
+        elif state == STATE_REFUND:
+            if not has_refund_columns:
+                absent = [name for name in REFUND_COLUMNS if name not in columns]
+                raise StatementFormatError(f"row {number}: a refund row without {', '.join(absent)}")
+            kind = refund
+            text_amount = cells[refund_at]
+            amount_name = refund_name
+            out_refund_no = cells[out_refund_no_at]
+            gateway_refund_id = cells[refund_id_at]
+            status = cells[refund_status_at] if refund_status_at is not None else ""
+        else:
+            raise StatementFormatError(f"row {number}: unknown {COL_STATE} {state[:16]!r}")
+        value = scaled.get(text_amount)
+        if value is None:
+            value = _scaled(scaled, text_amount, amount_name, number)
+        fen, rest = divmod(abs(value), per_fen)
+        if rest:
+            raise StatementFormatError(f"row {number}: {amount_name} {text_amount[:24]!r} is not a whole number of fen")
+        fee = scaled.get(cells[fee_at])
+        if fee is None:
+            fee = _scaled(scaled, cells[fee_at], COL_FEE, number)
+        moment = cells[time_at]
+        occurred_at = times.get(moment) or _time(times, moment, number)
+        yield line_type(kind, cells[out_trade_no_at], cells[transaction_id_at], fen, cells[currency_at],
+                        out_refund_no, gateway_refund_id, round_fee_to_fen(fee), occurred_at, status,
+                        BillRow(columns, cells))
+    return number, {name: total for (name, _index), total in zip(summed, totals, strict=True)}
+
+
+def _scaled(memo: dict[str, int], text: str, column: str, number: int) -> int:
+    try:
+        value = scaled_yuan(text, PLACES)
+    except ValueError:
+        raise StatementFormatError(f"row {number}: {column} {text[:24]!r} is not an amount") from None
+    if len(memo) < MEMO_LIMIT:
+        memo[text] = value
+    return value
+
+
+def _time(memo: dict[str, datetime], text: str, number: int) -> datetime:
+    try:
+        moment = parse_bill_time(text)
+    except ValueError:
+        raise StatementFormatError(f"row {number}: {COL_TIME} {text[:24]!r} is not a time") from None
+    if len(memo) < MEMO_LIMIT:
+        memo[text] = moment
+    return moment
 
 
 def _names(header: str, what: str) -> list[str]:
@@ -241,115 +350,6 @@ def _cells(row: str, expected: int, where: str) -> list[str]:
     if len(cells) != expected:
         raise StatementFormatError(f"{where} has {len(cells)} fields for {expected} columns")
     return cells
-
-
-class _RowReader:
-    """Turns one row's cells into a line and adds them to the control sums; columns looked up once.
-
-    Amounts and times are memoised per bill: the same prices and seconds
-    recur on many rows, and converting them is most of the work.
-    """
-
-    def __init__(self, columns: dict[str, int], *, mchid: str) -> None:
-        self.columns = columns
-        self.width = len(columns)
-        self.mchid = mchid
-        self.count = 0
-        self.time = columns[COL_TIME]
-        self.merchant = columns[COL_MCHID]
-        self.transaction_id = columns[COL_TRANSACTION_ID]
-        self.out_trade_no = columns[COL_OUT_TRADE_NO]
-        self.state = columns[COL_STATE]
-        self.currency = columns[COL_CURRENCY]
-        self.fee = columns[COL_FEE]
-        self.payment_amount_name = COL_ORDER_AMOUNT if COL_ORDER_AMOUNT in columns else COL_SETTLEMENT_AMOUNT
-        self.payment_amount = columns[self.payment_amount_name]
-        self.refund_columns = all(name in columns for name in REFUND_COLUMNS)
-        self.refund_amount_name = COL_REFUND_REQUESTED if COL_REFUND_REQUESTED in columns else COL_REFUND_AMOUNT
-        self.refund_amount = columns.get(self.refund_amount_name, -1)
-        self.refund_id = columns.get(COL_REFUND_ID, -1)
-        self.out_refund_no = columns.get(COL_OUT_REFUND_NO, -1)
-        self.refund_status = columns.get(COL_REFUND_STATUS)
-        # The detail columns a summary total adds up, by position.
-        self.summed = [(name, columns[name]) for name in SUMMARY_SUMS.values() if name in columns]
-        self.totals = [0] * len(self.summed)
-        self.scaled: dict[str, int] = dict.fromkeys(_ZERO_AMOUNTS, 0)
-        self.times: dict[str, datetime] = {}
-
-    @property
-    def sums(self) -> dict[str, int]:
-        return {name: total for (name, _index), total in zip(self.summed, self.totals, strict=True)}
-
-    def line(self, cells: list[str], number: int) -> StatementLine:
-        if cells[self.merchant] != self.mchid:
-            raise StatementFormatError(f"row {number}: {COL_MCHID} {cells[self.merchant][:16]!r} is not ours")
-        scaled = self.scaled
-        totals = self.totals
-        for position, (name, index) in enumerate(self.summed):
-            value = scaled.get(cells[index])
-            if value is None:
-                value = self._scaled(cells[index], name, number)
-            totals[position] += value
-        state = cells[self.state]
-        if state == STATE_PAYMENT:
-            kind = StatementLineKind.PAYMENT
-            amount = self._fen(cells, self.payment_amount, self.payment_amount_name, number)
-            out_refund_no = gateway_refund_id = ""
-            status = state
-        elif state == STATE_REFUND:
-            if not self.refund_columns:
-                absent = [name for name in REFUND_COLUMNS if name not in self.columns]
-                raise StatementFormatError(f"row {number}: a refund row without {', '.join(absent)}")
-            kind = StatementLineKind.REFUND
-            amount = self._fen(cells, self.refund_amount, self.refund_amount_name, number)
-            out_refund_no = cells[self.out_refund_no]
-            gateway_refund_id = cells[self.refund_id]
-            status = cells[self.refund_status] if self.refund_status is not None else ""
-        else:
-            raise StatementFormatError(f"row {number}: unknown {COL_STATE} {state[:16]!r}")
-        moment = cells[self.time]
-        occurred_at = self.times.get(moment) or self._time(moment, number)
-        fee = scaled.get(cells[self.fee])
-        return StatementLine(
-            kind=kind,
-            out_trade_no=cells[self.out_trade_no],
-            gateway_trade_no=cells[self.transaction_id],
-            amount_minor=amount,
-            currency=cells[self.currency],
-            out_refund_no=out_refund_no,
-            gateway_refund_id=gateway_refund_id,
-            fee_minor=round_fee_to_fen(fee if fee is not None else self._scaled(cells[self.fee], COL_FEE, number)),
-            occurred_at=occurred_at,
-            status=status,
-            raw=BillRow(self.columns, cells),
-        )
-
-    def _scaled(self, text: str, column: str, number: int) -> int:
-        try:
-            value = scaled_yuan(text, PLACES)
-        except ValueError:
-            raise StatementFormatError(f"row {number}: {column} {text[:24]!r} is not an amount") from None
-        if len(self.scaled) < MEMO_LIMIT:
-            self.scaled[text] = value
-        return value
-
-    def _fen(self, cells: list[str], index: int, name: str, number: int) -> int:
-        value = self.scaled.get(cells[index])
-        if value is None:
-            value = self._scaled(cells[index], name, number)
-        fen, rest = divmod(abs(value), _PER_FEN)
-        if rest:
-            raise StatementFormatError(f"row {number}: {name} {cells[index][:24]!r} is not a whole number of fen")
-        return fen
-
-    def _time(self, text: str, number: int) -> datetime:
-        try:
-            moment = parse_bill_time(text)
-        except ValueError:
-            raise StatementFormatError(f"row {number}: {COL_TIME} {text[:24]!r} is not a time") from None
-        if len(self.times) < MEMO_LIMIT:
-            self.times[text] = moment
-        return moment
 
 
 def _check_summary(header: str, row: str, *, count: int, sums: Mapping[str, int]) -> None:
