@@ -18,26 +18,25 @@ line's disagreement is called; the CSV export uses them too.
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sqlite3
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.db import connection
+from django.db.models import Q
 from django.utils.dateparse import parse_datetime
 from django.utils.timezone import is_naive, make_aware
 
 from payments.models import Payment, PaymentStatus, RefundRequired
-from reconciliation.models import DiscrepancyKind, HealAction, LineKind, Statement, StatementLine
+from reconciliation.models import DiscrepancyKind, HealAction, LineKind, StatementLine
 from refunds.models import Refund, RefundEvent, RefundStatus
 
-# How a refund's record of the day it was asked of the gateway is found: the
-# last time it went to processing (a retry under a new number goes again).
-_LINES = StoredLines = StatementLine._meta.db_table
+_LINES = StatementLine._meta.db_table
 _PAYMENTS = Payment._meta.db_table
 _REFUNDS = Refund._meta.db_table
 _REFUND_EVENTS = RefundEvent._meta.db_table
-_STATEMENTS = Statement._meta.db_table
 
 
 @dataclass(frozen=True)
@@ -148,33 +147,10 @@ def classify_refund(*, amount_minor: int, currency: str, local: Local | None) ->
 
 # -- the queries ----------------------------------------------------------------------
 
-
-def _position_function() -> str:
-    return "strpos" if connection.vendor == "postgresql" else "instr"
-
-
-def _refund_candidates() -> str:
-    """Our refunds of a gateway under every number a bill may carry for them."""
-    position = _position_function()
-    columns = "r.id, r.status, r.amount_minor, r.currency, r.order_id, r.payment_id"
-    return f"""
-        SELECT {columns}, r.out_refund_no AS number
-          FROM {_REFUNDS} r JOIN {_PAYMENTS} p ON p.id = r.payment_id
-         WHERE p.gateway = %s
-        UNION ALL
-        SELECT {columns}, substr(r.out_refund_no, 1, {position}(r.out_refund_no, 'T') - 1) AS number
-          FROM {_REFUNDS} r JOIN {_PAYMENTS} p ON p.id = r.payment_id
-         WHERE p.gateway = %s AND {position}(r.out_refund_no, 'T') > 1
-    """
-
-
-def _base_number(column: str) -> str:
-    position = _position_function()
-    return f"CASE WHEN {position}({column}, 'T') > 1 THEN substr({column}, 1, {position}({column}, 'T') - 1) END"
-
-
-def _in(ids: Sequence[int]) -> str:
-    return ", ".join(["%s"] * len(ids))
+# Memory for the hash joins of one match (a million lines hash in ~200 MB);
+# set for the match's own transaction only.
+MATCH_WORK_MEM = "256MB"
+_LOOKUP_CHUNK = 500
 
 
 def _fetch(sql: str, params: Sequence[Any]) -> list[tuple[Any, ...]]:
@@ -190,67 +166,23 @@ def _moment(value: Any) -> datetime | None:
     moment = parse_datetime(value) if isinstance(value, str) else value
     if moment is None:
         return None
-    return make_aware(moment, timezone=__import__("datetime").timezone.utc) if is_naive(moment) else moment
+    return make_aware(moment, timezone=UTC) if is_naive(moment) else moment
 
 
 def _db_time(value: datetime) -> Any:
     return connection.ops.adapt_datetimefield_value(value)
 
 
-def payment_line_problems(statement_id: int, gateway: str) -> list[tuple[Any, ...]]:
-    """Payment lines without a clean counterpart, with what we have under their number."""
-    return _fetch(f"""
-        SELECT l.line_no, l.out_trade_no, l.amount_minor, l.currency, l.occurred_at,
-               p.id, p.status, p.amount_minor, p.currency, p.order_id, p.refund_required
-          FROM {_LINES} l
-          LEFT JOIN {_PAYMENTS} p ON p.out_trade_no = l.out_trade_no AND p.gateway = %s
-         WHERE l.statement_id = %s AND l.kind = 'payment'
-           AND (p.id IS NULL OR p.status <> %s OR p.amount_minor <> l.amount_minor OR p.currency <> l.currency
-                OR p.refund_required = %s)
-         ORDER BY l.line_no
-    """, [gateway, statement_id, PaymentStatus.SUCCEEDED, RefundRequired.DUPLICATE])
+def _full_join(select: str, left: str, right: str, on: str, where: str) -> str:
+    """`SELECT select FROM left l FULL OUTER JOIN right r ON on WHERE where`, portable.
 
-
-def refund_line_problems(statement_id: int, gateway: str) -> list[tuple[Any, ...]]:
-    """Refund lines without a clean counterpart under either number, with what we have."""
-    return _fetch(f"""
-        WITH candidates AS ({_refund_candidates()})
-        SELECT l.line_no, l.out_refund_no, l.amount_minor, l.currency, l.occurred_at,
-               c.id, c.status, c.amount_minor, c.currency, c.order_id, c.payment_id
-          FROM {_LINES} l
-          LEFT JOIN candidates c ON c.number = l.out_refund_no
-         WHERE l.statement_id = %s AND l.kind = 'refund'
-           AND NOT EXISTS (SELECT 1 FROM candidates ok
-                            WHERE ok.number = l.out_refund_no AND ok.status = %s
-                              AND ok.amount_minor = l.amount_minor AND ok.currency = l.currency)
-         ORDER BY l.line_no, c.id
-    """, [gateway, gateway, statement_id, RefundStatus.SUCCEEDED])
-
-
-def repeated_references(statement_id: int) -> list[tuple[Any, ...]]:
-    """(kind, reference, lines, first line, amount, currency, when) of every number billed twice or more."""
-    reference = "CASE WHEN kind = 'refund' THEN out_refund_no ELSE out_trade_no END"
-    return _fetch(f"""
-        SELECT kind, {reference}, COUNT(*), MIN(line_no), MIN(amount_minor), MIN(currency), MIN(occurred_at)
-          FROM {_LINES}
-         WHERE statement_id = %s
-         GROUP BY kind, {reference}
-        HAVING COUNT(*) > 1
-    """, [statement_id])
-
-
-def payments_not_billed(scope: Scope) -> list[tuple[Any, ...]]:
-    """Our succeeded payments of the bill day that no line of the neighbouring bills names."""
-    ids = scope.billed_statement_ids
-    return _fetch(f"""
-        SELECT p.id, p.out_trade_no, p.amount_minor, p.currency, p.paid_at, p.order_id
-          FROM {_PAYMENTS} p
-         WHERE p.gateway = %s AND p.status = %s AND p.paid_at >= %s AND p.paid_at < %s
-           AND NOT EXISTS (SELECT 1 FROM {_LINES} l
-                            WHERE l.statement_id IN ({_in(ids)}) AND l.kind = 'payment'
-                              AND l.out_trade_no = p.out_trade_no)
-         ORDER BY p.paid_at, p.id
-    """, [scope.gateway, PaymentStatus.SUCCEEDED, _db_time(scope.start), _db_time(scope.end), *ids])
+    SQLite has FULL OUTER JOIN from 3.39; before that the same rows come
+    from a LEFT JOIN and the right side's unmatched rows.
+    """
+    if connection.vendor != "sqlite" or sqlite3.sqlite_version_info >= (3, 39):
+        return f"SELECT {select} FROM ({left}) l FULL OUTER JOIN ({right}) r ON {on} WHERE {where}"
+    return (f"SELECT {select} FROM ({left}) l LEFT JOIN ({right}) r ON {on} WHERE {where} "
+            f"UNION ALL SELECT {select} FROM ({right}) r LEFT JOIN ({left}) l ON {on} WHERE l.line_no IS NULL")
 
 
 def _refund_moment(scope: Scope) -> tuple[str, str, list[Any]]:
@@ -265,23 +197,53 @@ def _refund_moment(scope: Scope) -> tuple[str, str, list[Any]]:
     return "e.applied_at", join, [RefundStatus.PROCESSING, _db_time(scope.start)]
 
 
-def refunds_not_billed(scope: Scope) -> list[tuple[Any, ...]]:
-    """Our succeeded refunds dated in the bill day that no line of the neighbouring bills names."""
-    ids = scope.billed_statement_ids
+def payments_compared(scope: Scope) -> list[tuple[Any, ...]]:
+    """The day's payment lines FULL OUTER JOINed with our successes of the bill day; only rows that disagree.
+
+    Columns: line_no, out_trade_no, amount, currency, occurred_at of the
+    line, then id, out_trade_no, amount, currency, order_id,
+    refund_required, paid_at of the payment (either side may be NULL).
+    """
+    lines = (f"SELECT line_no, out_trade_no, amount_minor, currency, occurred_at FROM {_LINES} "
+             "WHERE statement_id = %s AND kind = 'payment'")
+    payments = (f"SELECT id, out_trade_no AS number, amount_minor AS local_amount, currency AS local_currency, "
+                f"order_id, refund_required, paid_at FROM {_PAYMENTS} "
+                "WHERE gateway = %s AND status = %s AND paid_at >= %s AND paid_at < %s")
+    select = ("l.line_no, l.out_trade_no, l.amount_minor, l.currency, l.occurred_at, r.id, r.number, r.local_amount, "
+              "r.local_currency, r.order_id, r.refund_required, r.paid_at")
+    sql = _full_join(select, lines, payments, "r.number = l.out_trade_no",
+                     "l.line_no IS NULL OR r.id IS NULL OR r.local_amount <> l.amount_minor "
+                     "OR r.local_currency <> l.currency OR r.refund_required = %s")
+    params = [scope.statement_id, scope.gateway, PaymentStatus.SUCCEEDED, _db_time(scope.start), _db_time(scope.end)]
+    if "UNION ALL" in sql:
+        return _fetch(sql, [*params, RefundRequired.DUPLICATE, *params[1:], *params[:1]])
+    return _fetch(sql, [*params, RefundRequired.DUPLICATE])
+
+
+def refunds_compared(scope: Scope) -> list[tuple[Any, ...]]:
+    """The day's refund lines FULL OUTER JOINed with our successes dated in the bill day; only disagreements.
+
+    Columns: line_no, out_refund_no, amount, currency, occurred_at of the
+    line, then id, out_refund_no, amount, currency, order_id, payment_id,
+    the dating moment of the refund.
+    """
     moment, join, join_params = _refund_moment(scope)
-    return _fetch(f"""
-        SELECT r.id, r.out_refund_no, r.amount_minor, r.currency, {moment}, r.order_id, r.payment_id
-          FROM {_REFUNDS} r JOIN {_PAYMENTS} p ON p.id = r.payment_id {join}
-         WHERE p.gateway = %s AND r.status = %s AND {moment} >= %s AND {moment} < %s
-           AND NOT EXISTS (SELECT 1 FROM {_LINES} l
-                            WHERE l.statement_id IN ({_in(ids)}) AND l.kind = 'refund'
-                              AND l.out_refund_no = r.out_refund_no)
-           AND NOT EXISTS (SELECT 1 FROM {_LINES} l
-                            WHERE l.statement_id IN ({_in(ids)}) AND l.kind = 'refund'
-                              AND l.out_refund_no = {_base_number("r.out_refund_no")})
-         ORDER BY {moment}, r.id
-    """, [*join_params, scope.gateway, RefundStatus.SUCCEEDED, _db_time(scope.start), _db_time(scope.end),
-          *ids, *ids])
+    lines = (f"SELECT line_no, out_refund_no, amount_minor, currency, occurred_at FROM {_LINES} "
+             "WHERE statement_id = %s AND kind = 'refund'")
+    refunds = (f"SELECT r.id, r.out_refund_no AS number, r.amount_minor AS local_amount, "
+               f"r.currency AS local_currency, r.order_id, r.payment_id, {moment} AS dated_at "
+               f"FROM {_REFUNDS} r JOIN {_PAYMENTS} p ON p.id = r.payment_id {join} "
+               f"WHERE p.gateway = %s AND r.status = %s AND {moment} >= %s AND {moment} < %s")
+    select = ("l.line_no, l.out_refund_no, l.amount_minor, l.currency, l.occurred_at, r.id, r.number, r.local_amount, "
+              "r.local_currency, r.order_id, r.payment_id, r.dated_at")
+    sql = _full_join(select, lines, refunds, "r.number = l.out_refund_no",
+                     "l.line_no IS NULL OR r.id IS NULL OR r.local_amount <> l.amount_minor "
+                     "OR r.local_currency <> l.currency")
+    left = [scope.statement_id]
+    right = [*join_params, scope.gateway, RefundStatus.SUCCEEDED, _db_time(scope.start), _db_time(scope.end)]
+    if "UNION ALL" in sql:
+        return _fetch(sql, [*left, *right, *right, *left])
+    return _fetch(sql, [*left, *right])
 
 
 def local_totals(scope: Scope) -> tuple[int, int, int, int]:
@@ -299,19 +261,86 @@ def local_totals(scope: Scope) -> tuple[int, int, int, int]:
     return int(payments), int(paid), int(refunds), int(refunded)
 
 
+def _chunks(values: Sequence[str]) -> Iterator[Sequence[str]]:
+    for start in range(0, len(values), _LOOKUP_CHUNK):
+        yield values[start:start + _LOOKUP_CHUNK]
+
+
+def base_number(out_refund_no: str) -> str:
+    """The number a refund retried as `<no>T<n>` was first asked under; itself otherwise."""
+    position = out_refund_no.find("T", 1)
+    return out_refund_no[:position] if position > 0 else out_refund_no
+
+
+def _payments_named(gateway: str, numbers: Sequence[str]) -> dict[str, Local]:
+    found = {}
+    for chunk in _chunks(numbers):
+        for payment in Payment.objects.filter(gateway=gateway, out_trade_no__in=chunk).values(
+                "id", "out_trade_no", "status", "amount_minor", "currency", "order_id", "refund_required"):
+            found[payment["out_trade_no"]] = Local(
+                id=payment["id"], status=payment["status"], amount_minor=payment["amount_minor"],
+                currency=payment["currency"], order_id=payment["order_id"], payment_id=payment["id"],
+                refund_required=payment["refund_required"])
+    return found
+
+
+def _refunds_named(gateway: str, numbers: Sequence[str]) -> dict[str, Local]:
+    """Our refunds of the gateway under each number, or retried from it (the agreeing one first)."""
+    found: dict[str, Local] = {}
+    for chunk in _chunks(numbers):
+        retried = Q()
+        for number in chunk:
+            retried |= Q(out_refund_no__startswith=f"{number}T")
+        rows = Refund.objects.filter(Q(out_refund_no__in=chunk) | retried, payment__gateway=gateway).values(
+            "id", "out_refund_no", "status", "amount_minor", "currency", "order_id", "payment_id")
+        for refund in rows:
+            number = refund["out_refund_no"] if refund["out_refund_no"] in chunk else base_number(
+                refund["out_refund_no"])
+            if number not in chunk:
+                continue
+            local = Local(id=refund["id"], status=refund["status"], amount_minor=refund["amount_minor"],
+                          currency=refund["currency"], order_id=refund["order_id"], payment_id=refund["payment_id"])
+            known = found.get(number)
+            if known is None or (known.status != RefundStatus.SUCCEEDED and local.status == RefundStatus.SUCCEEDED):
+                found[number] = local
+    return found
+
+
+def _billed_in(statement_ids: Sequence[int], kind: str, numbers: Sequence[str]) -> set[str]:
+    """Which of `numbers` the lines of these statements carry (refunds also under their base number)."""
+    if not statement_ids or not numbers:
+        return set()
+    column = "out_trade_no" if kind == LineKind.PAYMENT else "out_refund_no"
+    wanted = {number: number for number in numbers}
+    if kind == LineKind.REFUND:
+        wanted.update({base_number(number): number for number in numbers if base_number(number) != number})
+    billed: set[str] = set()
+    keys = list(wanted)
+    for chunk in _chunks(keys):
+        for value in StatementLine.objects.filter(statement_id__in=statement_ids, kind=kind, **{
+                f"{column}__in": chunk}).values_list(column, flat=True).distinct():
+            billed.add(wanted[value])
+    return billed
+
+
 # -- the match ----------------------------------------------------------------------
 
 
-def statement_match_lines(scope: Scope, *, line_count: int) -> Match:
-    """Every disagreement between the statement's loaded lines and our records (read only)."""
-    found: list[Found] = []
+def statement_match_lines(scope: Scope, *, line_count: int, repeated: dict[str, int]) -> Match:
+    """Every disagreement between the statement's loaded lines and our records (read only).
+
+    `repeated` is what loading found billed more than once.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL work_mem = '{MATCH_WORK_MEM}'")
     problem_lines: dict[tuple[str, str], int] = {}
-    found += _bill_side(LineKind.PAYMENT, payment_line_problems(scope.statement_id, scope.gateway),
-                        problem_lines)
-    found += _bill_side(LineKind.REFUND, refund_line_problems(scope.statement_id, scope.gateway), problem_lines)
-    duplicates, duplicate_extra = _duplicates(scope.statement_id, problem_lines)
+    found = [
+        *_compare(LineKind.PAYMENT, payments_compared(scope), scope, problem_lines),
+        *_compare(LineKind.REFUND, refunds_compared(scope), scope, problem_lines),
+    ]
+    duplicates, duplicate_extra = _duplicates(scope.gateway, repeated, problem_lines)
     found += duplicates
-    found += _local_side(scope)
     payments, paid, refunds, refunded = local_totals(scope)
     return Match(
         found=found,
@@ -323,26 +352,52 @@ def statement_match_lines(scope: Scope, *, line_count: int) -> Match:
     )
 
 
-def _bill_side(subject: str, rows: list[tuple[Any, ...]], problem_lines: dict[tuple[str, str], int]) -> list[Found]:
-    """One Found per reference (its first line), counting the lines that disagree."""
-    by_line: dict[int, tuple[Any, ...]] = {}
+def _compare(subject: str, rows: list[tuple[Any, ...]], scope: Scope,
+             problem_lines: dict[tuple[str, str], int]) -> list[Found]:
+    """Findings of one kind's FULL OUTER JOIN: lines that disagree, and our successes no bill names."""
+    pairs: list[tuple[tuple[Any, ...], Local]] = []
+    lines_alone: list[tuple[Any, ...]] = []
+    ours_alone: dict[str, tuple[Any, ...]] = {}
     for row in rows:
-        line_no = row[0]
-        best = by_line.get(line_no)
-        # A refund line may meet several refunds (a number retried twice):
-        # keep the one closest to agreeing.
-        if best is None or (best[6] != RefundStatus.SUCCEEDED and row[6] == RefundStatus.SUCCEEDED):
-            by_line[line_no] = row
+        line, ours = row[:5], row[5:]
+        if line[0] is None:
+            ours_alone[ours[1]] = ours
+        elif ours[0] is None:
+            lines_alone.append(line)
+        else:
+            pairs.append((line, _local(subject, ours, status=PaymentStatus.SUCCEEDED if subject == LineKind.PAYMENT
+                                       else RefundStatus.SUCCEEDED)))
+    named = (_payments_named if subject == LineKind.PAYMENT else _refunds_named)(
+        scope.gateway, sorted({line[1] for line in lines_alone}))
+    pairs += [(line, named[line[1]]) for line in lines_alone if line[1] in named]
+    pairs += [(line, None) for line in lines_alone if line[1] not in named]  # type: ignore[misc]
+    found = _bill_side(subject, sorted(pairs, key=lambda pair: pair[0][0]), problem_lines)
+    # Our successes this bill does not list may be on the day before's or after's (or, for a
+    # refund, here under the number it was retried from).
+    elsewhere = [item for item in scope.billed_statement_ids if item != scope.statement_id]
+    if subject == LineKind.REFUND:
+        elsewhere.append(scope.statement_id)
+    billed = _billed_in(elsewhere, subject, sorted(ours_alone))
+    found += _local_side(subject, [ours for number, ours in sorted(ours_alone.items()) if number not in billed],
+                         scope)
+    return found
+
+
+def _local(subject: str, ours: tuple[Any, ...], *, status: str) -> Local:
+    local_id, _number, amount, currency, order_id, extra, _moment_value = ours
+    if subject == LineKind.PAYMENT:
+        return Local(id=local_id, status=status, amount_minor=amount, currency=currency, order_id=order_id,
+                     payment_id=local_id, refund_required=extra)
+    return Local(id=local_id, status=status, amount_minor=amount, currency=currency, order_id=order_id,
+                 payment_id=extra)
+
+
+def _bill_side(subject: str, pairs: list[tuple[tuple[Any, ...], Local | None]],
+               problem_lines: dict[tuple[str, str], int]) -> list[Found]:
+    """One Found per reference (its first line), counting the lines that disagree."""
     found: dict[str, Found] = {}
-    for line_no in sorted(by_line):
-        row = by_line[line_no]
-        _, reference, amount, currency, occurred_at, local_id, status, local_amount, local_currency, order_id, \
-            extra = row
-        local = None if local_id is None else Local(
-            id=local_id, status=status, amount_minor=local_amount, currency=local_currency, order_id=order_id,
-            payment_id=extra if subject == LineKind.REFUND else local_id,
-            refund_required=extra if subject == LineKind.PAYMENT else "")
-        classify = classify_payment if subject == LineKind.PAYMENT else classify_refund
+    classify = classify_payment if subject == LineKind.PAYMENT else classify_refund
+    for (line_no, reference, amount, currency, occurred_at), local in pairs:
         verdict = classify(amount_minor=amount, currency=currency, local=local)
         if verdict is None:
             continue
@@ -366,52 +421,47 @@ def _bill_side(subject: str, rows: list[tuple[Any, ...]], problem_lines: dict[tu
     ]
 
 
-def _duplicates(statement_id: int, problem_lines: dict[tuple[str, str], int]) -> tuple[list[Found], int]:
+def _duplicates(gateway: str, repeated: dict[str, int],
+                problem_lines: dict[tuple[str, str], int]) -> tuple[list[Found], int]:
     """A number billed twice or more; and how many of those extra lines are not already a problem."""
-    rows = repeated_references(statement_id)
-    if not rows:
+    if not repeated:
         return [], 0
-    payments = {payment.out_trade_no: payment for payment in Payment.objects.filter(
-        out_trade_no__in=[row[1] for row in rows if row[0] == LineKind.PAYMENT])}
-    refunds = {refund.out_refund_no: refund for refund in Refund.objects.filter(
-        out_refund_no__in=[row[1] for row in rows if row[0] == LineKind.REFUND])}
+    by_kind: dict[str, list[str]] = {LineKind.PAYMENT: [], LineKind.REFUND: []}
+    for key in repeated:
+        kind, _, reference = key.partition(":")
+        by_kind[kind].append(reference)
+    payments = _payments_named(gateway, by_kind[LineKind.PAYMENT])
+    refunds = _refunds_named(gateway, by_kind[LineKind.REFUND])
     found = []
     extra = 0
-    for kind, reference, count, line_no, amount, currency, occurred_at in rows:
+    for key, count in sorted(repeated.items()):
+        kind, _, reference = key.partition(":")
         clean_lines = count - problem_lines.get((kind, reference), 0)
         extra += max(0, clean_lines - 1)
-        payment = payments.get(reference) if kind == LineKind.PAYMENT else None
-        refund = refunds.get(reference) if kind == LineKind.REFUND else None
-        local = payment or refund
+        local = (payments if kind == LineKind.PAYMENT else refunds).get(reference)
         found.append(Found(
             kind=DiscrepancyKind.DUPLICATE, subject=kind, reference=reference,
-            payment_id=payment.pk if payment else (refund.payment_id if refund else None),
-            refund_id=refund.pk if refund else None, order_id=local.order_id if local else None,
-            bill_amount_minor=amount, local_amount_minor=local.amount_minor if local else None,
-            bill_currency=currency, local_currency=local.currency if local else "",
-            local_status=local.status if local else "", occurrences=count, line_no=line_no,
-            occurred_at=_moment(occurred_at),
+            payment_id=local.payment_id if local else None,
+            refund_id=local.id if local and kind == LineKind.REFUND else None,
+            order_id=local.order_id if local else None,
+            local_amount_minor=local.amount_minor if local else None,
+            local_currency=local.currency if local else "", local_status=local.status if local else "",
+            occurrences=count,
         ))
     return found, extra
 
 
-def _local_side(scope: Scope) -> list[Found]:
+def _local_side(subject: str, rows: list[tuple[Any, ...]], scope: Scope) -> list[Found]:
     found = []
-    for payment_id, reference, amount, currency, paid_at, order_id in payments_not_billed(scope):
-        moment = _moment(paid_at)
-        found.append(Found(
-            kind=DiscrepancyKind.MISSING_AT_GATEWAY, subject=LineKind.PAYMENT, reference=reference,
-            payment_id=payment_id, order_id=order_id, local_amount_minor=amount, local_currency=currency,
-            local_status=PaymentStatus.SUCCEEDED, occurred_at=moment,
-            carried=_carried(scope, moment),
-        ))
-    for refund_id, reference, amount, currency, dated_at, order_id, payment_id in refunds_not_billed(scope):
+    for local_id, reference, amount, currency, order_id, extra, dated_at in rows:
         moment = _moment(dated_at)
         found.append(Found(
-            kind=DiscrepancyKind.MISSING_AT_GATEWAY, subject=LineKind.REFUND, reference=reference,
-            payment_id=payment_id, refund_id=refund_id, order_id=order_id, local_amount_minor=amount,
-            local_currency=currency, local_status=RefundStatus.SUCCEEDED, occurred_at=moment,
-            carried=_carried(scope, moment),
+            kind=DiscrepancyKind.MISSING_AT_GATEWAY, subject=subject, reference=reference,
+            payment_id=local_id if subject == LineKind.PAYMENT else extra,
+            refund_id=local_id if subject == LineKind.REFUND else None,
+            order_id=order_id, local_amount_minor=amount, local_currency=currency,
+            local_status=PaymentStatus.SUCCEEDED if subject == LineKind.PAYMENT else RefundStatus.SUCCEEDED,
+            occurred_at=moment, carried=_carried(scope, moment),
         ))
     return found
 
@@ -432,7 +482,7 @@ def lines_billing(statement_id: int, references: Sequence[tuple[str, str]]) -> s
         billed |= {(LineKind.PAYMENT, number) for number in lines.filter(
             kind=LineKind.PAYMENT, out_trade_no__in=payments).values_list("out_trade_no", flat=True)}
     if refunds:
-        bases = {number.partition("T")[0] if "T" in number[1:] else number: number for number in refunds}
+        bases = {base_number(number): number for number in refunds}
         numbers = set(lines.filter(kind=LineKind.REFUND, out_refund_no__in=[*refunds, *bases]).values_list(
             "out_refund_no", flat=True))
         billed |= {(LineKind.REFUND, number) for number in refunds if number in numbers}

@@ -306,24 +306,25 @@ def _load_and_match(statement_id: int, gateway: Gateway, *, run: _Run, actor: Ac
             if statement.lines_sha256 != statement.sha256:
                 totals = lines_replace(statement_id=statement.pk, lines=_lines(gateway, statement))
                 fields.update(
-                    lines_sha256=statement.sha256, line_count=totals.line_count,
+                    lines_sha256=statement.sha256, line_count=totals.line_count, repeated=totals.repeated,
                     bill_payment_count=totals.payment_count, bill_payment_minor=totals.payment_minor,
                     bill_refund_count=totals.refund_count, bill_refund_minor=totals.refund_minor,
                     bill_fee_minor=totals.fee_minor,
                     currency=next(iter(totals.currencies)) if len(totals.currencies) == 1 else statement.currency,
                 )
             _match(statement, gateway, run=run, actor=actor, now=now, to_status=StatementStatus.MATCHED,
-                   line_count=fields.get("line_count", statement.line_count), fields=fields)
+                   line_count=fields.get("line_count", statement.line_count),
+                   repeated=fields.get("repeated", statement.repeated), fields=fields)
             run.outcome = RunOutcome.MATCHED
     except StatementFormatError as exc:
         _failed(statement_id, reason=f"the bill does not parse: {exc}", run=run, actor=actor, now=now)
 
 
 def _match(statement: Statement, gateway: Gateway, *, run: _Run, actor: Actor, now: datetime, to_status: str,
-           line_count: int, fields: dict[str, Any]) -> None:
+           line_count: int, repeated: dict[str, int], fields: dict[str, Any]) -> None:
     """Match the loaded lines and record what was found; the caller holds the statement lock."""
     scope, next_statement = scope_for(statement, gateway)
-    match = statement_match_lines(scope, line_count=line_count)
+    match = statement_match_lines(scope, line_count=line_count, repeated=repeated)
     recorded = discrepancies_record(statement=statement, found=match.found, next_statement=next_statement,
                                     actor=actor, now=now)
     carried = carried_resolve(statement=statement, actor=actor, now=now)
@@ -371,10 +372,11 @@ def _no_bill_or_wait(statement_id: int, gateway: Gateway, exc: NoStatement, *, r
             return
         lines_replace(statement_id=statement.pk, lines=[])
         fields: dict[str, Any] = {"failure_reason": str(exc)[:2000], "lines_sha256": "", "line_count": 0,
-                                  "bill_payment_count": 0, "bill_payment_minor": 0, "bill_refund_count": 0,
-                                  "bill_refund_minor": 0, "bill_fee_minor": 0, "attempts": statement.attempts + 1}
+                                  "repeated": {}, "bill_payment_count": 0, "bill_payment_minor": 0,
+                                  "bill_refund_count": 0, "bill_refund_minor": 0, "bill_fee_minor": 0,
+                                  "attempts": statement.attempts + 1}
         _match(statement, gateway, run=run, actor=actor, now=now, to_status=StatementStatus.NO_BILL, line_count=0,
-               fields=fields)
+               repeated={}, fields=fields)
     run.outcome, run.detail = RunOutcome.NO_BILL, str(exc)
 
 
