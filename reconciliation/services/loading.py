@@ -159,8 +159,8 @@ def _copy(table: str, rows: Iterator[tuple[Any, ...]]) -> None:
 def _insert(table: str, rows: Iterator[tuple[Any, ...]]) -> None:
     adapt = connection.ops.adapt_datetimefield_value
     occurred_at = COLUMNS.index("occurred_at")
-    widths = {index: StoredLine._meta.get_field(name).max_length for index, name in enumerate(COLUMNS)
-              if getattr(StoredLine._meta.get_field(name), "max_length", None)}
+    widths: dict[int, int] = {index: width for index, name in enumerate(COLUMNS)
+                              if (width := getattr(StoredLine._meta.get_field(name), "max_length", None))}
     sql = f"INSERT INTO {table} ({', '.join(COLUMNS)}) VALUES ({', '.join(['%s'] * len(COLUMNS))})"
     with connection.cursor() as cursor:
         while batch := list(islice(rows, BATCH)):
