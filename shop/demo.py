@@ -56,6 +56,10 @@ GROUP_PERMISSIONS = {
         "orders.view_order", "orders.view_orderevent", "orders.view_orderline", "payments.view_payment",
         "payments.view_paymentevent", "payments.view_gatewaynotification", "refunds.view_refund",
         "refunds.view_refundevent", "refunds.view_refundapproval", "refunds.view_invariantviolation",
+        # The finance pages (/finance/reconciliation/), deciding there, and the records in admin.
+        "reconciliation.view_reports", "reconciliation.decide_discrepancies", "reconciliation.view_statement",
+        "reconciliation.view_statementrun", "reconciliation.view_statementevent", "reconciliation.view_discrepancy",
+        "reconciliation.view_discrepancyevent",
     ],
 }
 

@@ -83,6 +83,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "shop.context_processors.cart_summary",
                 "refunds.context_processors.money_alarms",
+                "reconciliation.context_processors.reconciliation_alarms",
             ],
         },
     },
