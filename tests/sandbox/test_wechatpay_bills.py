@@ -10,7 +10,7 @@ import pytest
 
 from payments.exceptions import NoStatement, NoStatementReason
 from payments.gateways.base import StatementLineKind
-from payments.gateways.wechatpay import StatementIntegrityError
+from payments.gateways.wechatpay import StatementFormatError, StatementIntegrityError, StatementTotalsMismatch
 from tests.sandbox.flows import new_out_trade_no
 from tests.sandbox.wechatpay_client import MCHID, refund_request
 from tests.sandbox.wechatpay_flows import paid_trade
@@ -226,3 +226,62 @@ def test_an_extra_line_names_a_trade_the_merchant_never_had(sandbox, wechatpay):
     (line,) = wechatpay.parse_statement(wechatpay.fetch_statement(day))
 
     assert (line.kind, line.out_trade_no, line.amount_minor) == (StatementLineKind.PAYMENT, "STRANGER-1", 4200)
+
+
+# -- bills that go wrong on purpose (for reconciliation's robustness) -----------------
+
+
+def test_an_expired_link_is_replaced_by_the_adapter(sandbox, wechatpay, billed_day):
+    day, _, _ = billed_day
+    sandbox.control("POST", "faults", {"target": "wechatpay.bill", "mode": "expired_link"})
+
+    lines = list(wechatpay.parse_statement(wechatpay.fetch_statement(day)))
+
+    assert len(lines) == 3
+    assert sandbox.control("GET", "faults")["faults"][0]["applied"] == 1
+
+
+def test_a_truncated_gzip_is_an_integrity_error(sandbox, wechatpay, billed_day):
+    day, _, _ = billed_day
+    sandbox.control("POST", "faults", {"target": "wechatpay.bill", "mode": "truncate"})
+
+    with pytest.raises(StatementIntegrityError, match="gunzip"):
+        wechatpay.fetch_statement(day)
+
+
+def test_a_bill_in_gbk_passes_its_hash_and_fails_to_parse(sandbox, wechatpay, billed_day):
+    day, _, _ = billed_day
+    sandbox.control("POST", "faults", {"target": "wechatpay.bill", "mode": "wrong_encoding"})
+
+    statement = wechatpay.fetch_statement(day)
+    with pytest.raises(StatementFormatError, match="not UTF-8"):
+        list(wechatpay.parse_statement(statement))
+
+
+@pytest.mark.parametrize(
+    ("rule", "error", "match"),
+    [
+        ({"mode": "foreign_merchant", "kind": "payment"}, StatementFormatError, "is not ours"),
+        ({"mode": "bad_totals", "delta_minor": 1}, StatementTotalsMismatch, "应结订单总金额"),
+    ],
+    ids=["foreign_merchant", "bad_totals"],
+)
+def test_rows_of_another_merchant_and_totals_that_disagree_are_refused(sandbox, wechatpay, billed_day, rule, error,
+                                                                      match):
+    day, first, _ = billed_day
+    target = {"out_trade_no": first} if rule["mode"] == "foreign_merchant" else {"bill_date": day.isoformat()}
+    sandbox.control("POST", "faults", {"target": "wechatpay.bill_content", **target, **rule})
+
+    with pytest.raises(error, match=match):
+        list(wechatpay.parse_statement(wechatpay.fetch_statement(day)))
+
+
+def test_a_currency_can_be_changed_in_the_bill(sandbox, wechatpay, billed_day):
+    day, first, _ = billed_day
+    sandbox.control("POST", "faults", {"target": "wechatpay.bill_content", "mode": "alter_currency",
+                                       "out_trade_no": first, "currency": "USD"})
+
+    lines = list(wechatpay.parse_statement(wechatpay.fetch_statement(day)))
+
+    assert {(line.out_trade_no, line.kind, line.currency) for line in lines if line.currency != "CNY"} == {
+        (first, StatementLineKind.PAYMENT, "USD")}
