@@ -319,14 +319,19 @@ def measure_reconcile(plan: Plan, files: dict[str, dict[str, str]], bills_dir: s
 
     use_bench_gateways(files, bills_dir)
     phases: dict[str, float] = {}
-    for name in ("lines_replace", "statement_match_lines", "discrepancies_record", "_keep"):
-        original = getattr(statement_services, name)
+    originals = {name: getattr(statement_services, name)
+                 for name in ("lines_replace", "statement_match_lines", "discrepancies_record", "_keep")}
+    for name, original in originals.items():
         setattr(statement_services, name, _timed(original, name, phases))
-    started = time.perf_counter()
-    run = statement_reconcile(gateway_code=plan.gateway, day=date.fromisoformat(plan.day),
-                              actor=Actor.system("bench"), now=datetime.fromisoformat(MORNING_AFTER) + timedelta(
-                                  days=(date.fromisoformat(plan.day) - DAY).days))
-    seconds = time.perf_counter() - started
+    try:
+        started = time.perf_counter()
+        run = statement_reconcile(gateway_code=plan.gateway, day=date.fromisoformat(plan.day),
+                                  actor=Actor.system("bench"), now=datetime.fromisoformat(MORNING_AFTER) + timedelta(
+                                      days=(date.fromisoformat(plan.day) - DAY).days))
+        seconds = time.perf_counter() - started
+    finally:
+        for name, original in originals.items():
+            setattr(statement_services, name, original)
     if run.outcome != "matched":
         raise SystemExit(f"the bench day did not match: {run.outcome} {run.detail}")
     found = dict(Discrepancy.objects.filter(statement_id=run.statement_id).values("kind").annotate(

@@ -173,13 +173,17 @@ def _db_time(value: datetime) -> Any:
     return connection.ops.adapt_datetimefield_value(value)
 
 
+def full_outer_join_supported() -> bool:
+    return connection.vendor != "sqlite" or sqlite3.sqlite_version_info >= (3, 39)
+
+
 def _full_join(select: str, left: str, right: str, on: str, where: str) -> str:
     """`SELECT select FROM left l FULL OUTER JOIN right r ON on WHERE where`, portable.
 
     SQLite has FULL OUTER JOIN from 3.39; before that the same rows come
     from a LEFT JOIN and the right side's unmatched rows.
     """
-    if connection.vendor != "sqlite" or sqlite3.sqlite_version_info >= (3, 39):
+    if full_outer_join_supported():
         return f"SELECT {select} FROM ({left}) l FULL OUTER JOIN ({right}) r ON {on} WHERE {where}"
     return (f"SELECT {select} FROM ({left}) l LEFT JOIN ({right}) r ON {on} WHERE {where} "
             f"UNION ALL SELECT {select} FROM ({right}) r LEFT JOIN ({left}) l ON {on} WHERE l.line_no IS NULL")
