@@ -76,10 +76,12 @@ def discrepancies_record(*, statement: Statement, found: Iterable[Found], next_s
         carried_to = next_statement if item.carried else None
         stored = existing.get(item.key)
         if stored is None:
+            # A healable one is due at once: the run heals it after its commit,
+            # and the daily job does if that never happened (a crash in between).
             new.append(Discrepancy(statement=statement, kind=item.kind, subject=item.subject,
                                    reference=item.reference, status=target, carried_to=carried_to,
                                    opened_at=now if target == DiscrepancyStatus.OPEN else None,
-                                   **_details(item)))
+                                   next_heal_at=now if item.heal_action else None, **_details(item)))
             continue
         if stored.status in DECIDED_STATUSES:
             continue
@@ -92,6 +94,8 @@ def discrepancies_record(*, statement: Statement, found: Iterable[Found], next_s
             changed["carried_to"] = carried_to
         if moves_to == DiscrepancyStatus.OPEN and stored.status != DiscrepancyStatus.OPEN:
             changed.update(opened_at=now, closed_at=None)
+            if item.heal_action:
+                changed.update(next_heal_at=now, heal_attempts=0)
         if moves_to != stored.status:
             discrepancy_move(stored, to_status=moves_to, actor=actor, reason=_why(stored.status, moves_to),
                              extra_fields=changed)

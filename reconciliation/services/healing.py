@@ -133,11 +133,10 @@ def _ask_gateway(discrepancy: Discrepancy) -> tuple[dict[str, Any], bool]:
 def discrepancies_heal(*, statement_id: int | None = None, now: datetime | None = None, limit: int = 200) -> int:
     """Heal the healable open discrepancies of a statement (or all that are due). Returns how many healed."""
     now = now or timezone.now()
-    due = Discrepancy.objects.filter(status=DiscrepancyStatus.OPEN).exclude(heal_action="")
+    due = Discrepancy.objects.filter(status=DiscrepancyStatus.OPEN, heal_attempts__lt=HEAL_MAX_ATTEMPTS,
+                                     next_heal_at__lte=now).exclude(heal_action="")
     if statement_id is not None:
-        due = due.filter(statement_id=statement_id, heal_attempts=0)
-    else:
-        due = due.filter(next_heal_at__lte=now, heal_attempts__lt=HEAL_MAX_ATTEMPTS)
+        due = due.filter(statement_id=statement_id)
     healed = 0
     for discrepancy_id in list(due.order_by("pk").values_list("pk", flat=True)[:limit]):
         if discrepancy_heal(discrepancy_id=discrepancy_id, now=now).status == DiscrepancyStatus.HEALED:

@@ -102,3 +102,21 @@ def test_a_refund_still_processing_here_is_polled_and_healed(fake):
     refund.refresh_from_db()
     assert refund.status == RefundStatus.SUCCEEDED
     assert Discrepancy.objects.get().evidence["asked"] == "refund query"
+
+
+def test_a_heal_that_never_ran_is_picked_up_by_the_daily_job(fake, monkeypatch):
+    from reconciliation.services import reconciliation_run_due, statements
+    from tests.reconciliation.support import NOW
+
+    payment = open_payment(fake, price_minor=4200)
+    fake.pay(payment.out_trade_no, paid_at=at(DAY, 11, 30))
+    # The run commits its findings, then dies before healing them.
+    monkeypatch.setattr(statements, "discrepancies_heal", lambda **kwargs: 0)
+    _run, statement = reconcile()
+    assert found(statement) == {("missing_here", payment.out_trade_no, "open")}
+    monkeypatch.undo()
+
+    done = reconciliation_run_due(now=NOW)
+
+    assert done.healed == 1
+    assert found(statement) == {("missing_here", payment.out_trade_no, "healed")}
