@@ -304,6 +304,8 @@ def write_wechatpay(day: date, rows: Iterator[tuple[str, str, int, str]], stem: 
 class Measure:
     seconds: float
     peak_rss_mb: float = 0.0
+    # CPU time of this process (the database server's is not in it).
+    cpu_seconds: float = 0.0
     found: dict[str, int] = field(default_factory=dict)
     phases: dict[str, float] = field(default_factory=dict)
 
@@ -325,10 +327,12 @@ def measure_reconcile(plan: Plan, files: dict[str, dict[str, str]], bills_dir: s
         setattr(statement_services, name, _timed(original, name, phases))
     try:
         started = time.perf_counter()
+        cpu_started = time.process_time()
         run = statement_reconcile(gateway_code=plan.gateway, day=date.fromisoformat(plan.day),
                                   actor=Actor.system("bench"), now=datetime.fromisoformat(MORNING_AFTER) + timedelta(
                                       days=(date.fromisoformat(plan.day) - DAY).days))
         seconds = time.perf_counter() - started
+        cpu_seconds = time.process_time() - cpu_started
     finally:
         for name, original in originals.items():
             setattr(statement_services, name, original)
@@ -337,7 +341,8 @@ def measure_reconcile(plan: Plan, files: dict[str, dict[str, str]], bills_dir: s
     found = dict(Discrepancy.objects.filter(statement_id=run.statement_id).values("kind").annotate(
         n=Count("pk")).values_list("kind", "n"))
     # The load includes the parse: it consumes the parser's lines as they come.
-    return Measure(seconds=seconds, peak_rss_mb=_peak_rss_mb(), found=found, phases=phases)
+    return Measure(seconds=seconds, peak_rss_mb=_peak_rss_mb(), cpu_seconds=cpu_seconds, found=found,
+                   phases=phases)
 
 
 def _timed(function: Callable[..., Any], name: str, phases: dict[str, float]) -> Callable[..., Any]:
@@ -421,7 +426,8 @@ class Result:
     def line(self) -> str:
         phases = ", ".join(f"{name.strip('_')} {seconds:.2f}s" for name, seconds in self.reconcile.phases.items())
         return (f"{self.gateway:<10} {self.lines:>9,} lines ({self.bill_mb:6.1f} MB bill): reconcile "
-                f"{self.reconcile.seconds:6.2f}s, raw COPY + FULL OUTER JOIN {self.raw.seconds:5.2f}s, "
+                f"{self.reconcile.seconds:6.2f}s ({self.reconcile.cpu_seconds:.2f}s CPU in Python), "
+                f"raw COPY + FULL OUTER JOIN {self.raw.seconds:5.2f}s, "
                 f"ratio {self.ratio:4.2f}x, peak RSS {self.reconcile.peak_rss_mb:5.0f} MB, "
                 f"found {'exactly the planted' if self.exact else 'NOT the planted'} {self.reconcile.found} "
                 f"[{phases}]")
@@ -552,6 +558,8 @@ def main() -> int:
         big = results[-1]
         print(f"  linear: {big.lines:,} lines took {big.reconcile.seconds / small.reconcile.seconds:.2f}x as long as "
               f"{small.lines:,} ({big.lines / small.lines:.0f}x the lines)")
+    print(f"  load average during the run: {' '.join(f'{value:.2f}' for value in os.getloadavg())} "
+          f"on {os.cpu_count()} cores (other work on the machine inflates the wall-clock figures)")
     return 0 if all(result.exact for result in results) else 1
 
 
