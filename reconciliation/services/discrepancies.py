@@ -191,9 +191,10 @@ def billed_later_clear(*, statement: Statement, actor: Actor, days: int = 7,
     return cleared
 
 
-def statement_reopen(statement: Statement, *, actor: Actor, now: datetime, opened: list[Discrepancy]) -> None:
-    """A signed-off day with something newly open: take the sign-off back and raise the alarm."""
-    references = ", ".join(sorted(f"{item.kind} {item.reference}" for item in opened)[:10])
+def statement_reopen(statement: Statement, *, actor: Actor, now: datetime, opened: list[Discrepancy],
+                     why: str = "") -> None:
+    """A signed-off day that changed (something newly open, a corrected bill): take the sign-off back, alarm."""
+    references = why or ", ".join(sorted(f"{item.kind} {item.reference}" for item in opened)[:10])
     statement.signed_off_at = None
     statement.signed_off_by = None
     statement.reopened_at = now
@@ -203,8 +204,9 @@ def statement_reopen(statement: Statement, *, actor: Actor, now: datetime, opene
                                   "updated_at"])
     statement_record_event(statement, actor=actor, reason=f"reopened after sign-off: {references}",
                            detail={"opened": [item.pk for item in opened if item.pk]})
-    logger.error("reconciliation: %s %s was signed off, and %d new discrepancies reopened it: %s",
-                 statement.gateway, statement.day.isoformat(), len(opened), references)
+    logger.error("reconciliation: %s %s was signed off, and %s reopened it: %s", statement.gateway,
+                 statement.day.isoformat(), f"{len(opened)} new discrepancies" if opened else "a corrected bill",
+                 references)
 
 
 # -- finance's decisions ------------------------------------------------------------

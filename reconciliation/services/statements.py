@@ -65,6 +65,7 @@ from reconciliation.services.discrepancies import (
     billed_later_clear,
     carried_resolve,
     discrepancies_record,
+    statement_reopen,
 )
 from reconciliation.services.healing import discrepancies_heal
 from reconciliation.services.lifecycle import statement_move, statement_record_event
@@ -303,6 +304,9 @@ def _load_and_match(statement_id: int, gateway: Gateway, *, run: _Run, actor: Ac
                 run.outcome, run.detail = RunOutcome.UNCHANGED, f"the statement is {statement.status} now"
                 return
             fields: dict[str, Any] = {}
+            # Finance signed off the file whose lines are loaded: another one is never taken silently.
+            replaces_signed_off = bool(statement.signed_off_at and statement.lines_sha256
+                                       and statement.lines_sha256 != statement.sha256)
             if statement.lines_sha256 != statement.sha256:
                 totals = lines_replace(statement_id=statement.pk, lines=_lines(gateway, statement))
                 fields.update(
@@ -315,6 +319,11 @@ def _load_and_match(statement_id: int, gateway: Gateway, *, run: _Run, actor: Ac
             _match(statement, gateway, run=run, actor=actor, now=now, to_status=StatementStatus.MATCHED,
                    line_count=fields.get("line_count", statement.line_count),
                    repeated=fields.get("repeated", statement.repeated), fields=fields)
+            if replaces_signed_off and statement.signed_off_at is not None:
+                statement_reopen(statement, actor=actor, now=now, opened=[],
+                                 why=f"a corrected bill (SHA-256 {statement.sha256[:16]}…) replaced the one signed off")
+                assert run.recorded is not None
+                run.recorded.reopened.append(statement)
             run.outcome = RunOutcome.MATCHED
     except StatementFormatError as exc:
         _failed(statement_id, reason=f"the bill does not parse: {exc}", run=run, actor=actor, now=now)

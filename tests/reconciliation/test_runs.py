@@ -239,3 +239,21 @@ def test_a_day_not_reconciled_by_noon_raises_the_alarm_once(fake, caplog):
     reconciliation_run_due(now=Statement.objects.get(day=DAY).next_attempt_at)
     statement = Statement.objects.get(day=DAY)
     assert (statement.status, statement.alarm) == (StatementStatus.MATCHED, "")
+
+
+def test_a_corrected_bill_reopens_a_signed_off_day_even_without_a_new_discrepancy(fake, finance, caplog):
+    payment = paid_payment(fake, paid_at=at(DAY, 9))
+    fake.bills[DAY] = [replace(line, amount_minor=line.amount_minor + 1) for line in fake.recorded_lines(DAY)]
+    _run, statement = reconcile()
+    (mismatch,) = Discrepancy.objects.all()
+    discrepancy_accept(discrepancy_id=mismatch.pk, user=finance, note="the acquirer's rounding")
+    statement_sign_off(statement_id=statement.pk, user=finance)
+
+    # The provider corrects its bill: the amount is right now, nothing new to find.
+    del fake.bills[DAY]
+    run, statement = reconcile(force=True)
+
+    assert run.reopened_day and run.opened == 0
+    assert (statement.signed_off_at, statement.alarm) == (None, StatementAlarm.REOPENED)
+    assert found(statement) == {("amount_mismatch", payment.out_trade_no, "accepted")}
+    assert "a corrected bill reopened it" in caplog.text
