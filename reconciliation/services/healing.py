@@ -138,7 +138,16 @@ def discrepancies_heal(*, statement_id: int | None = None, now: datetime | None 
     if statement_id is not None:
         due = due.filter(statement_id=statement_id)
     healed = 0
+    statements: set[int] = set()
     for discrepancy_id in list(due.order_by("pk").values_list("pk", flat=True)[:limit]):
-        if discrepancy_heal(discrepancy_id=discrepancy_id, now=now).status == DiscrepancyStatus.HEALED:
+        discrepancy = discrepancy_heal(discrepancy_id=discrepancy_id, now=now)
+        if discrepancy.status == DiscrepancyStatus.HEALED:
             healed += 1
+            statements.add(discrepancy.statement_id)
+    if statement_id is None:
+        # The daily job's heals change our side of those days' totals too.
+        from reconciliation.services.statements import statement_local_totals_refresh
+
+        for healed_statement in statements:
+            statement_local_totals_refresh(statement_id=healed_statement)
     return healed

@@ -175,7 +175,20 @@ def statement_reconcile(*, gateway_code: str, day: date, actor: Actor, force: bo
     if run.outcome in (RunOutcome.MATCHED, RunOutcome.NO_BILL):
         run.record.healed = discrepancies_heal(statement_id=statement.pk, now=now)
         run.record.save(update_fields=["healed"])
+        if run.record.healed:
+            statement_local_totals_refresh(statement_id=statement.pk)
     return run.record
+
+
+def statement_local_totals_refresh(*, statement_id: int) -> Statement:
+    """Our side of a day's totals again (after healing applied payments or refunds of that day)."""
+    statement = Statement.objects.get(pk=statement_id)
+    scope, _next = scope_for(statement, statement_gateway(statement.gateway))
+    payments, paid, refunds, refunded = local_totals(scope)
+    Statement.objects.filter(pk=statement_id).update(local_payment_count=payments, local_payment_minor=paid,
+                                                     local_refund_count=refunds, local_refund_minor=refunded,
+                                                     updated_at=timezone.now())
+    return Statement.objects.get(pk=statement_id)
 
 
 def _run_finish(run: _Run) -> None:

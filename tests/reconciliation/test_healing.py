@@ -30,6 +30,9 @@ def test_a_payment_whose_notification_was_lost_is_queried_applied_and_healed(fak
 
     assert found(statement) == {("missing_here", payment.out_trade_no, "healed")}
     assert run.healed == 1
+    # Our side of the day's totals includes the payment the heal applied.
+    statement.refresh_from_db()
+    assert (statement.local_payment_count, statement.local_payment_minor) == (1, 4200)
     payment.refresh_from_db()
     assert (payment.status, payment.order.status) == (PaymentStatus.SUCCEEDED, OrderStatus.PAID)
     discrepancy = Discrepancy.objects.get()
