@@ -5,8 +5,13 @@ VENV := .venv
 PY := $(VENV)/bin/python
 # Test workers (pytest-xdist); the browser and end-to-end suites are the slow part.
 TEST_WORKERS ?= auto
+# Reconciliation's set-based matching has a portable path for SQLite (make
+# run's default): `make test` runs these tests a second time on SQLite.
+SQLITE_TESTS ?= tests/reconciliation
+# `make bench`: lines per gateway (and a bill three times that size for linearity).
+BENCH_LINES ?= 1000000
 
-.PHONY: run test lint messages clean-venv
+.PHONY: run test lint messages clean-venv bench
 
 # Runtime and test requirements in one venv, reinstalled when either file changes.
 $(VENV)/.installed: requirements.txt requirements-dev.txt
@@ -24,10 +29,17 @@ run: $(VENV)/.installed var
 	$(PY) -m sandbox keys
 	$(PY) scripts/run.py
 
-test: lint
+test: lint var
 	scripts/ensure-services.sh
 	scripts/ensure-debian-packages.sh
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
+	$(if $(PYTEST_ARGS),,DATABASE_URL=sqlite:///$(CURDIR)/var/test-sqlite.sqlite3 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not e2e and not browser" $(SQLITE_TESTS))
+
+# Reconciliation against a million-line bill per gateway, beside a raw COPY
+# + FULL OUTER JOIN of the same data (bench/reconcile.py; PostgreSQL).
+bench: $(VENV)/.installed
+	scripts/ensure-services.sh
+	$(PY) bench/reconcile.py --lines $(BENCH_LINES) --linear 3
 
 # Ruff, then mypy twice: the shop (pyproject.toml, config.settings.test) and
 # the sandbox gateway, a Django project of its own (sandbox/mypy.toml).

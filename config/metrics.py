@@ -38,6 +38,11 @@ def metrics(request):
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
+        # Read from the database at scrape time, the same for every process
+        # (the single-process registry has it from ReconciliationConfig.ready).
+        from reconciliation.metrics import ReconciliationCollector
+
+        registry.register(ReconciliationCollector())
     else:
         registry = REGISTRY
     return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

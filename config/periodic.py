@@ -16,12 +16,46 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from celery.schedules import BaseSchedule, crontab, schedule
+from celery.schedules import BaseSchedule, crontab, schedstate, schedule
+from django.conf import settings
 from django.utils.module_loading import import_string
 
 logger = logging.getLogger(__name__)
 
 EVERY_MINUTE = schedule(timedelta(minutes=1))
+
+
+class SettingCrontab(BaseSchedule):
+    """A crontab whose five fields ("*/10 10-19 * * *") are a Django setting.
+
+    Read when the schedule is first asked, not when this list is imported;
+    times are in CELERY_TIMEZONE (Beijing).
+    """
+
+    def __init__(self, setting: str) -> None:
+        super().__init__()
+        self.setting = setting
+        self._crontab: crontab | None = None
+
+    @property
+    def crontab(self) -> crontab:
+        if self._crontab is None:
+            minute, hour, day_of_month, month_of_year, day_of_week = getattr(settings, self.setting).split()
+            self._crontab = crontab(minute=minute, hour=hour, day_of_month=day_of_month,
+                                    month_of_year=month_of_year, day_of_week=day_of_week, app=self.app)
+        return self._crontab
+
+    def is_due(self, last_run_at: datetime) -> schedstate:
+        return self.crontab.is_due(last_run_at)
+
+    def remaining_estimate(self, last_run_at: datetime) -> timedelta:
+        return self.crontab.remaining_estimate(last_run_at)
+
+    def __repr__(self) -> str:
+        return f"<SettingCrontab {self.setting}>"
+
+    def __reduce__(self) -> tuple[type[SettingCrontab], tuple[str]]:
+        return self.__class__, (self.setting,)
 
 
 @dataclass(frozen=True)
@@ -70,6 +104,13 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     # chained to the one before (archive/services.py); a missed night is
     # caught up the next.
     PeriodicJob("archive-days", "archive.tasks.archive_days_due_task", crontab(hour=2, minute=30), expires=3600),
+    # RECONCILIATION_CRONTAB (default every ten minutes from 10:00 to 19:50
+    # Beijing, after the providers publish yesterday's bills): reconcile each
+    # gateway's last bill day and any earlier one still due (each waits out
+    # its own backoff when the bill is not out yet), raise the alarm for a
+    # day not reconciled by RECONCILIATION_ALARM_AT, retry heals.
+    PeriodicJob("reconciliation-daily", "reconciliation.tasks.reconciliation_run_due_task",
+                SettingCrontab("RECONCILIATION_CRONTAB"), expires=540),
 )
 
 

@@ -15,6 +15,8 @@ The convention (detail in `str()`, the sentence a person sees in
     │   ├── GatewayRejected         the provider said no (code, sub_code, message);
     │   │                           final for this request
     │   └── GatewayNotConfigured    settings incomplete; the gateway is not offered
+    ├── NoStatement                 the provider has no bill for that day (yet):
+    │                               `reason` says whether to ask again later
     ├── InvalidNotification         bad signature, stale, undecryptable, malformed,
     │                               or not ours (app id, merchant): 4xx, logged
     ├── StatementFormatError        a bill that does not parse as its provider
@@ -30,6 +32,7 @@ The convention (detail in `str()`, the sentence a person sees in
 """
 from __future__ import annotations
 
+import enum
 from typing import Any
 
 from django.utils.translation import gettext_lazy as _
@@ -69,6 +72,26 @@ class GatewayRejected(GatewayError):
 
 class GatewayNotConfigured(GatewayError):
     user_message = _("This payment method is not available right now.")
+
+
+class NoStatementReason(enum.StrEnum):
+    """Why a provider handed out no bill, in words every provider's code maps to."""
+
+    NOT_YET = "not_yet"  # still being made: ask again later (WeChat Pay STATEMENT_CREATING)
+    NONE = "none"  # there is none for that day, e.g. no trades (WeChat Pay NO_STATEMENT_EXIST)
+    EITHER = "either"  # the provider does not say which (Alipay isp.bill_not_exist)
+
+
+class NoStatement(PaymentError):
+    """The normalised "no bill for that day" answer of `Gateway.fetch_statement`.
+
+    Not a transport failure: the provider answered. Each adapter maps its own
+    error code to a `NoStatementReason`, so callers never read provider codes.
+    """
+
+    def __init__(self, detail: str, *, reason: NoStatementReason) -> None:
+        super().__init__(detail)
+        self.reason = reason
 
 
 class InvalidNotification(PaymentError):

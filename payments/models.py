@@ -99,6 +99,8 @@ class Payment(models.Model):
         ]
         indexes = [
             models.Index(fields=["status", "next_query_at"], name="payment_status_next_query"),
+            # Reconciliation reads a gateway's successes of one bill day.
+            models.Index(fields=["gateway", "paid_at"], name="payment_gateway_paid_at"),
         ]
 
     def __str__(self) -> str:

@@ -119,6 +119,29 @@ def bill_line_rule(*, needs_trade: bool, amount_field: str = "") -> ParamsCheck:
     return check
 
 
+def bill_day_rule(*, amount_field: str = "") -> ParamsCheck:
+    """A rule on a whole day's bill: `bill_date` (yyyy-MM-dd, required) and a
+    non-zero integer `amount_field` in fen when the mode needs one."""
+    base = bill_line_rule(needs_trade=False, amount_field=amount_field)
+
+    def check(params: Mapping[str, Any]) -> dict[str, Any]:
+        checked = base(params)
+        checked.pop("kind", None)
+        return checked
+
+    return check
+
+
+def currency_rule(params: Mapping[str, Any]) -> dict[str, Any]:
+    """`alter_currency`: the trade (`out_trade_no`, `kind`) and the three-letter `currency` to write."""
+    checked = bill_line_rule(needs_trade=True)(params)
+    currency = params.get("currency")
+    if not isinstance(currency, str) or len(currency) != 3 or not currency.isalpha() or not currency.isupper():
+        raise FaultRuleInvalid("currency must be three upper-case letters, e.g. USD")
+    checked["currency"] = currency
+    return checked
+
+
 def _forge_param(provider: str) -> ParamsCheck:
     def check(params: Mapping[str, Any]) -> dict[str, Any]:
         notification_format = provider_get(provider).notification_format

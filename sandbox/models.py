@@ -226,6 +226,9 @@ class BillLink(models.Model):
     content = models.BinaryField(null=True, blank=True)
     # "GZIP" or blank: how `content` is sent.
     compression = models.CharField(max_length=8, blank=True)
+    # A `<provider>.bill` fault's damage to the file served: "truncate"
+    # (cut in half) or "wrong_encoding"; blank: served as built.
+    damage = models.CharField(max_length=16, blank=True)
     expires_at = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
 

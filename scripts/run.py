@@ -9,10 +9,17 @@ Processes (honcho runs them and stops the whole group together):
 - beat:    Celery beat (the schedule)     } tasks run inside the web process, and
 - janitor: the periodic payment work (query stale attempts, close expired
            orders) runs in a small loop instead of beat.
+
+Once the sandbox answers, `manage.py demo_reconciliation` runs once in the
+background (a reconciled yesterday with one of each discrepancy for the
+finance user). It is not a honcho process: honcho stops everything when
+any one of its processes ends.
 """
 import os
 import shlex
+import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from honcho.manager import Manager
@@ -47,11 +54,20 @@ def processes() -> dict[str, list[str]]:
     return found
 
 
+def seed_reconciliation_demo(environment: dict[str, str]) -> None:
+    """Yesterday reconciled for the demo, once the sandbox is up (the command waits for it)."""
+    finished = subprocess.run([sys.executable, "manage.py", "demo_reconciliation", "--wait", "120"],
+                              cwd=ROOT, env=environment, check=False)
+    if finished.returncode:
+        print("demo_reconciliation failed (see above); the shop runs on without it", file=sys.stderr)
+
+
 def main() -> int:
     manager = Manager()
     environment = {**os.environ, "PYTHONUNBUFFERED": "1"}
     for name, argv in processes().items():
         manager.add_process(name, shlex.join(argv), env=environment, cwd=str(ROOT))
+    threading.Thread(target=seed_reconciliation_demo, args=(environment,), daemon=True).start()
     manager.loop()
     return manager.returncode or 0
 

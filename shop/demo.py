@@ -57,6 +57,10 @@ GROUP_PERMISSIONS = {
         "payments.view_paymentevent", "payments.view_gatewaynotification", "refunds.view_refund",
         "refunds.view_refundevent", "refunds.view_refundapproval", "refunds.view_invariantviolation",
         "shop.view_outboxmessage",
+        # The finance pages (/finance/reconciliation/), deciding there, and the records in admin.
+        "reconciliation.view_reports", "reconciliation.decide_discrepancies", "reconciliation.view_statement",
+        "reconciliation.view_statementrun", "reconciliation.view_statementevent", "reconciliation.view_discrepancy",
+        "reconciliation.view_discrepancyevent",
     ],
 }
 

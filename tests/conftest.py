@@ -16,6 +16,14 @@ def _resolve_loopback_names_only(monkeypatch):
     network_guard.refuse_outside_names(monkeypatch)
 
 
+@pytest.fixture(autouse=True)
+def bills_storage(settings, tmp_path):
+    """Each test keeps the bills it downloads in its own folder, never under var/."""
+    settings.STORAGES = {**settings.STORAGES, "bills": {
+        "BACKEND": "django.core.files.storage.FileSystemStorage", "OPTIONS": {"location": str(tmp_path / "bills")}}}
+    return tmp_path / "bills"
+
+
 @pytest.fixture
 def shopper(db):
     return UserFactory(username="alice")

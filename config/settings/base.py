@@ -96,6 +96,7 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 "shop.context_processors.cart_summary",
                 "refunds.context_processors.money_alarms",
+                "reconciliation.context_processors.reconciliation_alarms",
             ],
         },
     },
@@ -246,19 +247,29 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env("STATIC_ROOT", default=str(VAR_DIR / "static")))
 
 # ---------------------------------------------------------------------------
-# Storages: the archive (archive/services.py) goes to its own storage, a
-# directory by default; any Django storage backend may be named, e.g.
-# django-storages' "storages.backends.s3.S3Storage" (installed separately,
-# configured by its own AWS_* variables).
+# File storage (https://docs.djangoproject.com/en/5.2/ref/settings/#storages)
 # ---------------------------------------------------------------------------
-ARCHIVE_STORAGE_BACKEND = env("ARCHIVE_STORAGE_BACKEND", default="django.core.files.storage.FileSystemStorage")
+# `bills` keeps every downloaded gateway bill (reconciliation); `archive` the
+# nightly archive of notifications and events (archive/services.py). Each is
+# a folder under var/ by default; any Django storage backend may be named,
+# e.g. django-storages' "storages.backends.s3.S3Storage" (installed
+# separately) for several web nodes, with its options as JSON for bills
+# (BILLS_STORAGE_OPTIONS='{"bucket_name": "shop-bills"}') and its own AWS_*
+# variables.
+_FILE_SYSTEM_STORAGE = "django.core.files.storage.FileSystemStorage"
+BILLS_STORAGE_BACKEND = env("BILLS_STORAGE_BACKEND", default=_FILE_SYSTEM_STORAGE)
+_BILLS_OPTIONS = env.json("BILLS_STORAGE_OPTIONS", default={})
+if BILLS_STORAGE_BACKEND == _FILE_SYSTEM_STORAGE:
+    _BILLS_OPTIONS = {"location": env("BILLS_DIR", default=str(VAR_DIR / "bills")), **_BILLS_OPTIONS}
+ARCHIVE_STORAGE_BACKEND = env("ARCHIVE_STORAGE_BACKEND", default=_FILE_SYSTEM_STORAGE)
 ARCHIVE_LOCATION = env("ARCHIVE_LOCATION", default=str(VAR_DIR / "archive"))
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": {"BACKEND": _FILE_SYSTEM_STORAGE},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "bills": {"BACKEND": BILLS_STORAGE_BACKEND, "OPTIONS": _BILLS_OPTIONS},
     "archive": {
         "BACKEND": ARCHIVE_STORAGE_BACKEND,
-        "OPTIONS": {"location": ARCHIVE_LOCATION} if ARCHIVE_STORAGE_BACKEND.endswith("FileSystemStorage") else {},
+        "OPTIONS": {"location": ARCHIVE_LOCATION} if ARCHIVE_STORAGE_BACKEND == _FILE_SYSTEM_STORAGE else {},
     },
 }
 
@@ -382,6 +393,21 @@ NOTIFY_ALLOWED_IPS = {
 # Proxies (comma CIDRs) whose X-Forwarded-For names the client
 # (shop/client_ip.py): the notify allowlist, login throttling, the inbox.
 TRUSTED_PROXIES = env.list("TRUSTED_PROXIES", default=[])
+
+# Reconciliation (docs/CONTRACT.md). Celery beat (or the janitor) runs the
+# job on this crontab, in Beijing time (CELERY_TIMEZONE): every ten minutes
+# from 10:00, after the providers publish yesterday's bills; each run does
+# only what is due (a bill not out yet waits with backoff).
+RECONCILIATION_CRONTAB = env("RECONCILIATION_CRONTAB", default="*/10 10-19 * * *")
+# A day not reconciled by this time of the next day raises an alarm (log
+# and admin banner).
+RECONCILIATION_ALARM_AT = env("RECONCILIATION_ALARM_AT", default="12:00")
+# A bill still not out at this time of the next day is recorded as no bill
+# (an alarm too when we had transactions that day).
+RECONCILIATION_NO_BILL_AFTER = env("RECONCILIATION_NO_BILL_AFTER", default="18:00")
+# A success of ours this close to the end of a bill day that the bill lacks
+# is carried to the next day's bill instead of being a discrepancy.
+RECONCILIATION_CARRY_MINUTES = env.int("RECONCILIATION_CARRY_MINUTES", default=10)
 
 GATEWAY_OPTIONS = {
     "alipay": {

@@ -33,3 +33,8 @@ GATEWAY_OPTIONS = {**GATEWAY_OPTIONS, "wechatpay": WECHATPAY_V3_OPTIONS}  # noqa
 # Live-server request threads die after each request; a persistent
 # connection would outlive its thread and block dropping the test database.
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # The SQLite run of the reconciliation tests (make test): a test database
+    # in a file, so that threads with their own connections share it (an
+    # in-memory one would lock whole tables across them).
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test-sqlite.sqlite3")}  # noqa: F405

@@ -12,16 +12,24 @@ Every adapter:
   same request or query), and business refusals into GatewayRejected;
 - converts money only at its edge (yuan strings for Alipay, fen for WeChat
   Pay and UnionPay) and checks the conversion is exact.
+
+Statements (the daily bill): an adapter whose provider has them declares
+its `statement_window` (which moments one bill day covers, and on which
+day a refund is listed) and implements `fetch_statement` and
+`parse_statement`. "No bill for that day" is the normalised NoStatement,
+never a provider's error code.
 """
 from __future__ import annotations
 
 import enum
+import io
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta, tzinfo
+from datetime import timezone as fixed_offset
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 
 import requests
 from django.utils import timezone
@@ -265,13 +273,62 @@ class Acknowledgement:
     content_type: str = "text/plain; charset=utf-8"
 
 
+# China has kept UTC+8 without daylight saving since 1991; every provider
+# here dates its bills in Beijing time.
+BEIJING = fixed_offset(timedelta(hours=8), "Asia/Shanghai")
+
+
+class RefundBillDay(enum.StrEnum):
+    """On which day's bill a provider lists a refund."""
+
+    COMPLETED = "completed"  # the day the money went back (Alipay, UnionPay)
+    REQUESTED = "requested"  # the day it was applied for (WeChat Pay)
+
+
+@dataclass(frozen=True)
+class StatementWindow:
+    """The stretch of time one bill day covers, on the provider's clock.
+
+    Bill day D starts `starts_at` after midnight of D in `zone` (negative:
+    the evening before, as UnionPay's 23:00 cut-off) and lasts one day.
+    A payment belongs to the day its payment time falls in; a refund to the
+    day of the moment `refunds` names.
+    """
+
+    zone: tzinfo = BEIJING
+    starts_at: timedelta = timedelta(0)
+    refunds: RefundBillDay = RefundBillDay.COMPLETED
+
+    def bounds(self, day: date) -> tuple[datetime, datetime]:
+        """[start, end) of bill day `day`, as aware datetimes."""
+        start = datetime.combine(day, time.min, tzinfo=self.zone) + self.starts_at
+        return start, start + timedelta(days=1)
+
+    def day_of(self, moment: datetime) -> date:
+        """The bill day a moment (aware) belongs to."""
+        return (moment.astimezone(self.zone) - self.starts_at).date()
+
+
 @dataclass(frozen=True)
 class StatementFile:
-    """A provider's bill for one day, downloaded and integrity-checked."""
+    """A provider's bill for one day, downloaded and integrity-checked.
+
+    The bytes are those the provider sent (a ZIP or gzip stays compressed),
+    either held in `content` or behind `opener`, which opens a binary,
+    seekable stream of them: a big day's bill is then read as a stream and
+    never held whole in memory.
+    """
 
     day: date
     filename: str
-    content: bytes
+    content: bytes = b""
+    opener: Callable[[], BinaryIO] | None = field(default=None, compare=False, repr=False)
+
+    def open(self) -> BinaryIO:
+        """A fresh binary stream of the bill's bytes; the caller closes it."""
+        if self.opener is not None:
+            return self.opener()
+        return io.BytesIO(self.content)
 
 
 class StatementLineKind(enum.StrEnum):
@@ -279,7 +336,7 @@ class StatementLineKind(enum.StrEnum):
     REFUND = "refund"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class StatementLine:
     kind: StatementLineKind
     out_trade_no: str
@@ -289,8 +346,12 @@ class StatementLine:
     currency: str = "CNY"
     out_refund_no: str = ""
     gateway_refund_id: str = ""
+    # What the provider charged for this line in whole fen; negative when it
+    # gave a fee back (on refund lines).
     fee_minor: int = 0
     occurred_at: datetime | None = None
+    # The provider's own word for the line's state (WeChat Pay's refund
+    # status, say); "" when every line of the bill is a completed movement.
     status: str = ""
     raw: Mapping[str, Any] = field(default_factory=dict)
 
@@ -313,6 +374,8 @@ class Gateway(ABC):
     # the inbox stores these and drops every other one (Cookie,
     # Authorization, anything unknown) before the notification is stored.
     notification_headers: ClassVar[frozenset[str]] = frozenset({"content-type"})
+    # None: the provider has no daily bill here, and nothing reconciles it.
+    statement_window: ClassVar[StatementWindow | None] = None
 
     def __init__(
         self,
@@ -425,10 +488,29 @@ class Gateway(ABC):
 
     # -- statements -----------------------------------------------------------
 
+    @property
+    def has_statements(self) -> bool:
+        return self.statement_window is not None
+
     def fetch_statement(self, day: date) -> StatementFile:
-        """Download (and integrity-check) the provider's bill for `day`."""
+        """Download (and integrity-check) the provider's bill for bill day `day`.
+
+        Raises NoStatement when the provider has no bill for the day (its
+        `reason` says whether one may still come), StatementIntegrityError
+        (a GatewayUnavailable) when the file arrived damaged or differs from
+        what the provider announced, GatewayUnavailable and GatewayRejected
+        as any call, and ValueError for a day that is not over yet at the
+        provider. A download link that expired before it was used is
+        replaced by a new one here, never reported.
+        """
         raise NotImplementedError
 
-    def parse_statement(self, statement: StatementFile) -> list[StatementLine]:
-        """Turn a downloaded bill into typed lines."""
+    def parse_statement(self, statement: StatementFile) -> Iterator[StatementLine]:
+        """Yield the bill's payment and refund lines, in file order, as it is read.
+
+        The bill's own control totals are checked once the last line has
+        been read: a caller that stores lines as they come must keep them
+        uncommitted until the iterator is exhausted. Raises
+        StatementFormatError (StatementTotalsMismatch for the totals).
+        """
         raise NotImplementedError

@@ -11,23 +11,27 @@ trade by its out_trade_no together with the request time it was started
 with, and a refund by its number and submission time: a query with another
 time finds nothing. Tests narrow or widen `capabilities` on the instance to
 play providers that cannot close trades, return by POST, and so on.
+
+Statements: a day's bill lists the trades paid and the refunds that
+succeeded that Beijing day, unless a test sets the day's lines itself
+(`bills[day]`, discrepancies included) or says there is none
+(`no_bill[day]`). The file is JSON, one line per bill line and a closing
+count, so the services see a real download and a streaming parse.
 """
 from __future__ import annotations
 
 import hashlib
 import hmac
-import io
 import json
-import zipfile
-from collections.abc import Callable, Mapping
-from dataclasses import replace
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict, replace
 from datetime import date, datetime
 from typing import Any
 
 import requests
 from django.utils import timezone
 
-from payments.exceptions import GatewayRejected, InvalidNotification, StatementFormatError
+from payments.exceptions import InvalidNotification, NoStatement, NoStatementReason, StatementFormatError
 from payments.gateways.base import (
     Acknowledgement,
     ActionKind,
@@ -40,6 +44,7 @@ from payments.gateways.base import (
     PaymentRequest,
     PayMethod,
     RawNotification,
+    RefundBillDay,
     RefundNotification,
     RefundReference,
     RefundRequest,
@@ -47,6 +52,7 @@ from payments.gateways.base import (
     StatementFile,
     StatementLine,
     StatementLineKind,
+    StatementWindow,
     TradeReference,
     TradeState,
     TradeStatus,
@@ -54,7 +60,6 @@ from payments.gateways.base import (
 
 SECRET = b"fake-gateway-secret"
 # What fetch_statement raises for a day without a bill (sub_code).
-NO_STATEMENT = "NO_STATEMENT"
 _TIME_FORMAT = "%Y-%m-%dT%H:%M:%S%z"
 
 
@@ -80,6 +85,7 @@ class FakeGateway(Gateway):
         notifies_refunds=True,
     )
     notification_headers = frozenset({"content-type", "x-fake-signature"})
+    statement_window = StatementWindow()
 
     def __init__(
         self,
@@ -109,8 +115,13 @@ class FakeGateway(Gateway):
         self.refund_settles_as = GatewayRefundStatus.SUCCEEDED
         # Refunds that really moved money, by out_refund_no.
         self.refunds_executed: dict[str, int] = {}
-        # Statement days -> lines (what parse_statement returns).
-        self.statements: dict[date, list[StatementLine]] = {}
+        # A day's bill lines set by a test (else built from the records),
+        # and days the provider has no bill for.
+        self.bills: dict[date, list[StatementLine]] = {}
+        self.no_bill: dict[date, NoStatementReason] = {}
+        # When each refund was asked for, as a REQUESTED statement window
+        # dates it (tests move it without touching the refund's identity).
+        self.refund_requested_at: dict[str, datetime] = {}
 
     def with_capabilities(self, **changes: Any) -> FakeGateway:
         """Play a provider that differs, e.g. `closes_trades=False`."""
@@ -287,6 +298,7 @@ class FakeGateway(Gateway):
             # Like the real providers: one out_refund_no moves money once.
             self.refunds_executed[request.out_refund_no] = request.amount_minor
             self.refund_times[request.out_refund_no] = request.requested_at
+            self.refund_requested_at[request.out_refund_no] = request.requested_at or timezone.now()
             self.refund_payments[request.out_refund_no] = request.out_trade_no
             state = RefundState(out_refund_no=request.out_refund_no, status=self.refund_outcome,
                                 amount_minor=request.amount_minor, gateway_refund_id=f"R{request.out_refund_no}",
@@ -310,31 +322,59 @@ class FakeGateway(Gateway):
 
     # -- statements -----------------------------------------------------------
 
-    def fetch_statement(self, day: date) -> StatementFile:
-        """The day's lines as a ZIP of JSON; no bill: GatewayRejected(sub_code=NO_STATEMENT)."""
-        self._call("fetch_statement", day.isoformat())
-        lines = self.statements.get(day)
-        if lines is None:
-            raise GatewayRejected(f"no bill for {day}", code="fake", sub_code=NO_STATEMENT)
-        rows = [{"kind": line.kind, "out_trade_no": line.out_trade_no, "gateway_trade_no": line.gateway_trade_no,
-                 "amount_minor": line.amount_minor, "out_refund_no": line.out_refund_no,
-                 "gateway_refund_id": line.gateway_refund_id, "fee_minor": line.fee_minor} for line in lines]
-        buffer = io.BytesIO()
-        with zipfile.ZipFile(buffer, "w") as archive:
-            archive.writestr("lines.json", json.dumps({"count": len(rows), "lines": rows}))
-        return StatementFile(day=day, filename=f"fake_{day:%Y%m%d}.zip", content=buffer.getvalue())
-
-    def parse_statement(self, statement: StatementFile) -> list[StatementLine]:
-        try:
-            with zipfile.ZipFile(io.BytesIO(statement.content)) as archive:
-                data = json.loads(archive.read("lines.json"))
-            lines = [StatementLine(kind=StatementLineKind(row["kind"]), out_trade_no=row["out_trade_no"],
-                                   gateway_trade_no=row["gateway_trade_no"], amount_minor=int(row["amount_minor"]),
-                                   out_refund_no=row["out_refund_no"], gateway_refund_id=row["gateway_refund_id"],
-                                   fee_minor=int(row["fee_minor"]), raw=row)
-                     for row in data["lines"]]
-        except (zipfile.BadZipFile, KeyError, ValueError, TypeError) as exc:
-            raise StatementFormatError(f"fake bill: {exc}") from exc
-        if len(lines) != data["count"]:
-            raise StatementFormatError(f"fake bill: {len(lines)} lines, its count says {data['count']}")
+    def recorded_lines(self, day: date) -> list[StatementLine]:
+        """What the provider would bill for `day`: its paid trades and finished refunds."""
+        window = self.statement_window
+        assert window is not None
+        start, end = window.bounds(day)
+        lines = [
+            StatementLine(kind=StatementLineKind.PAYMENT, out_trade_no=trade.out_trade_no,
+                          gateway_trade_no=trade.gateway_trade_no, amount_minor=trade.amount_minor or 0,
+                          occurred_at=trade.paid_at)
+            for trade in self.trades.values()
+            if trade.status == TradeStatus.SUCCEEDED and trade.paid_at and start <= trade.paid_at < end
+        ]
+        for refund in self.refunds.values():
+            moment = (self.refund_requested_at.get(refund.out_refund_no)
+                      if window.refunds is RefundBillDay.REQUESTED else refund.refunded_at)
+            if refund.status == GatewayRefundStatus.SUCCEEDED and moment and start <= moment < end:
+                out_trade_no = self.refund_payments.get(refund.out_refund_no, "")
+                lines.append(StatementLine(kind=StatementLineKind.REFUND, out_trade_no=out_trade_no,
+                                           gateway_trade_no=f"FAKE{out_trade_no}",
+                                           amount_minor=refund.amount_minor or 0,
+                                           out_refund_no=refund.out_refund_no,
+                                           gateway_refund_id=refund.gateway_refund_id, occurred_at=moment))
         return lines
+
+    def fetch_statement(self, day: date) -> StatementFile:
+        self._call("fetch_statement", day.isoformat())
+        if day in self.no_bill:
+            raise NoStatement(f"fake: no bill for {day}", reason=self.no_bill[day])
+        lines = self.bills[day] if day in self.bills else self.recorded_lines(day)
+        if not lines and day not in self.bills:
+            raise NoStatement(f"fake: no bill for {day}", reason=NoStatementReason.NONE)
+        rows = [json.dumps({**asdict(line), "raw": {}, "occurred_at": line.occurred_at.isoformat()
+                            if line.occurred_at else None}) for line in lines]
+        rows.append(json.dumps({"count": len(lines)}))
+        return StatementFile(day=day, filename=f"fake_{day:%Y%m%d}.jsonl", content="\n".join(rows).encode())
+
+    def parse_statement(self, statement: StatementFile) -> Iterator[StatementLine]:
+        count = 0
+        with statement.open() as stream:
+            for number, text in enumerate(stream, start=1):
+                try:
+                    data = json.loads(text)
+                except ValueError:
+                    raise StatementFormatError(f"fake bill: line {number} is not JSON") from None
+                if "count" in data:
+                    if data["count"] != count:
+                        raise StatementFormatError(f"fake bill: says {data['count']} lines, holds {count}")
+                    return
+                count += 1
+                try:
+                    yield StatementLine(**{**data, "kind": StatementLineKind(data["kind"]),
+                                           "occurred_at": datetime.fromisoformat(data["occurred_at"])
+                                           if data["occurred_at"] else None})
+                except (KeyError, TypeError, ValueError) as exc:
+                    raise StatementFormatError(f"fake bill: line {number}: {exc}") from None
+        raise StatementFormatError("fake bill: no closing count: the file is cut short")

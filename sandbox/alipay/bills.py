@@ -10,7 +10,11 @@ control totals. A day runs from 00:00 to 00:00 Beijing time.
 
 Standing fault rules on `alipay.bill_content` put chosen discrepancies into
 the file (a line left out, an amount changed, a line doubled, a stranger's
-trade added); the footer totals always match the lines actually written.
+trade added); the footer totals always match the lines actually written,
+unless a `bad_totals` rule puts them off on purpose, and a
+`foreign_merchant` rule writes another merchant's account in the header.
+An `alipay.bill` fault may damage the file a link serves: expired already,
+cut in half (`truncate`), or its CSV in UTF-8 (`wrong_encoding`).
 """
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ BILL_LINK_LIFETIME_SECONDS = 30
 BILL_CONTENT_TARGET = "alipay.bill_content"
 # The account shown in a bill: the merchant PID with Alipay's "0156" suffix.
 BILL_ACCOUNT = config.ALIPAY_SELLER_ID + "0156"
+FOREIGN_ACCOUNT = "20889990000000990156"
 PAYMENT = "交易"
 REFUND = "退款"
 LINE_END = "\r\n"
@@ -139,6 +144,26 @@ def bill_lines(day: date) -> list[BillLine]:
     return lines
 
 
+@dataclass(frozen=True)
+class BillDamage:
+    """What the day-wide rules change in the file around its lines."""
+
+    account: str = BILL_ACCOUNT
+    totals_delta_minor: int = 0
+
+
+def bill_damage(day: date) -> BillDamage:
+    damage = BillDamage()
+    for rule in fault_standing_rules(BILL_CONTENT_TARGET):
+        if rule.params.get("bill_date") != day.isoformat():
+            continue
+        if rule.mode == "foreign_merchant":
+            damage = replace(damage, account=FOREIGN_ACCOUNT)
+        elif rule.mode == "bad_totals":
+            damage = replace(damage, totals_delta_minor=damage.totals_delta_minor + rule.params["delta_minor"])
+    return damage
+
+
 def bill_has_lines(day: date) -> bool:
     return bool(bill_lines(day))
 
@@ -174,13 +199,16 @@ def _totals(lines: list[BillLine], kind: str) -> tuple[int, int]:
     return len(chosen), sum(line.amount_minor for line in chosen)
 
 
-def bill_detail_text(day: date, lines: list[BillLine], exported_at: datetime) -> str:
+def bill_detail_text(day: date, lines: list[BillLine], exported_at: datetime,
+                     damage: BillDamage | None = None) -> str:
+    damage = damage or BillDamage()
     start, end = _day_window(day)
     payment_count, payment_total = _totals(lines, PAYMENT)
+    payment_total += damage.totals_delta_minor
     refund_count, refund_total = _totals(lines, REFUND)
     rows = [
         "#支付宝业务明细查询",
-        f"#账号：[{BILL_ACCOUNT}]",
+        f"#账号：[{damage.account}]",
         f"#起始日期：[{_chinese_date(start)}]   终止日期：[{_chinese_date(end)}]",
         "#-----------------------------------------业务明细列表----------------------------------------",
         _csv_line(DETAIL_COLUMNS),
@@ -222,12 +250,12 @@ class GbkNamedZipInfo(zipfile.ZipInfo):
         return self.filename.encode("gbk"), self.flag_bits & ~0x800
 
 
-def bill_zip(day: date) -> bytes:
+def bill_zip(day: date, *, encoding: str = "gbk") -> bytes:
     lines = bill_lines(day)
     exported_at = provider_now()
     stem = f"{BILL_ACCOUNT}_{day:%Y%m%d}"
     entries = {
-        f"{stem}_业务明细.csv": bill_detail_text(day, lines, exported_at),
+        f"{stem}_业务明细.csv": bill_detail_text(day, lines, exported_at, bill_damage(day)),
         f"{stem}_业务明细(汇总).csv": bill_summary_text(day, lines, exported_at),
     }
     buffer = io.BytesIO()
@@ -235,17 +263,23 @@ def bill_zip(day: date) -> bytes:
         for name, text in entries.items():
             info = GbkNamedZipInfo(name, date_time=exported_at.astimezone(BEIJING).timetuple()[:6])
             info.compress_type = zipfile.ZIP_DEFLATED
-            archive.writestr(info, text.encode("gbk"))
+            archive.writestr(info, text.encode(encoding))
     return buffer.getvalue()
 
 
-def bill_link_create(day: date) -> BillLink:
+def bill_link_create(day: date, *, fault: FaultRule | None = None) -> BillLink:
+    """A download link; an `alipay.bill` fault rule may hand it out expired, or damage what it serves."""
+    expires_at = timezone.now() + scaled(BILL_LINK_LIFETIME_SECONDS)
+    if fault is not None and fault.mode == "expired_link":
+        expires_at = timezone.now() - timedelta(seconds=1)
+    damage = fault.mode if fault is not None and fault.mode in ("truncate", "wrong_encoding") else ""
     return BillLink.objects.create(
         provider="alipay",
         token=secrets.token_hex(16),
         bill_type="trade",
         bill_date=day,
-        expires_at=timezone.now() + scaled(BILL_LINK_LIFETIME_SECONDS),
+        expires_at=expires_at,
+        damage=damage,
     )
 
 
@@ -255,6 +289,9 @@ def bill_download_view(request: HttpRequest, token: str, filename: str) -> HttpR
         raise Http404("no such bill")
     if timezone.now() > link.expires_at:
         return HttpResponse("账单下载链接已过期 (bill link expired)", status=410, content_type="text/plain; charset=utf-8")
-    response = HttpResponse(bill_zip(link.bill_date), content_type="application/zip")
+    content = bill_zip(link.bill_date, encoding="utf-8" if link.damage == "wrong_encoding" else "gbk")
+    if link.damage == "truncate":
+        content = content[: len(content) // 2]
+    response = HttpResponse(content, content_type="application/zip")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

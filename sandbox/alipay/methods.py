@@ -223,6 +223,6 @@ def bill_downloadurl_query_method(call: AlipayCall, fault: FaultRule | None) -> 
         raise _invalid_bill_argument("只能查询昨天及以前的账单")
     if not bill_has_lines(day):
         raise business_error("isp.bill_not_exist")
-    link = bill_link_create(day)
+    link = bill_link_create(day, fault=fault)
     url = call.request.build_absolute_uri(reverse("alipay-bill-download", args=[link.token, bill_zip_name(day)]))
     return _success(bill_download_url=url)

@@ -23,7 +23,11 @@ written. Our mchid in every row; 特约商户号 0; fees 0.6% with five decimals
 
 Standing `wechatpay.bill_content` rules put chosen discrepancies into the
 file (a row left out, doubled, an amount changed, a stranger's payment
-added); the summary always matches the rows actually written.
+added, a currency changed, a row of another merchant); the summary always
+matches the rows actually written, unless a `bad_totals` rule puts it off
+on purpose. A `wechatpay.bill` fault may hand out a link expired already,
+serve the gzip cut in half (`truncate`), or the file in GBK with its hash
+announced for those bytes (`wrong_encoding`).
 """
 from __future__ import annotations
 
@@ -49,6 +53,7 @@ from sandbox.wechatpay.resources import PROVIDER, REFUND_STATUSES
 BILL_LINK_LIFETIME_SECONDS = 300
 BILL_CONTENT_TARGET = "wechatpay.bill_content"
 BILL_TYPES = ("ALL", "SUCCESS", "REFUND")
+FOREIGN_MCHID = "1900009999"
 TAR_TYPES = ("", "GZIP")
 PAYMENT = "payment"
 REFUND = "refund"
@@ -98,6 +103,8 @@ class BillRow:
     out_refund_no: str = ""
     refund_status: str = ""
     refund_succeeded_at: datetime | None = None
+    currency: str = "CNY"
+    mchid: str = config.WECHATPAY_MCHID
 
 
 def _day_window(day: date) -> tuple[datetime, datetime]:
@@ -157,6 +164,10 @@ def _apply_content_rule(rule: FaultRule, rows: list[BillRow], day: date) -> list
     if rule.mode == "alter_amount":
         delta = rule.params["delta_minor"]
         return [replace(row, amount_minor=row.amount_minor + delta) if _rule_applies(rule, row) else row for row in rows]
+    if rule.mode == "alter_currency":
+        return [replace(row, currency=rule.params["currency"]) if _rule_applies(rule, row) else row for row in rows]
+    if rule.mode == "foreign_merchant":
+        return [replace(row, mchid=FOREIGN_MCHID) if _rule_applies(rule, row) else row for row in rows]
     if rule.mode == "duplicate":
         doubled: list[BillRow] = []
         for row in rows:
@@ -203,7 +214,7 @@ def _cells(row: BillRow) -> dict[str, str]:
     return {
         "交易时间": bill_time(row.moment),
         "公众账号ID": row.appid,
-        "商户号": config.WECHATPAY_MCHID,
+        "商户号": row.mchid,
         "特约商户号": "0",
         "设备号": "",
         "微信订单号": row.transaction_id,
@@ -212,7 +223,7 @@ def _cells(row: BillRow) -> dict[str, str]:
         "交易类型": row.trade_type,
         "交易状态": "SUCCESS" if payment else "REFUND",
         "付款银行": config.WECHATPAY_BANK_TYPE,
-        "货币种类": "CNY",
+        "货币种类": row.currency,
         "应结订单金额": amount if payment else zero,
         "代金券金额": zero,
         "退款申请时间": "" if payment else bill_time(row.moment),
@@ -233,7 +244,7 @@ def _cells(row: BillRow) -> dict[str, str]:
     }
 
 
-def _summary(table: list[dict[str, str]], bill_type: str) -> tuple[list[str], list[str]]:
+def _summary(table: list[dict[str, str]], bill_type: str, delta_minor: int = 0) -> tuple[list[str], list[str]]:
     names = list(SUCCESS_SUMMARY) if bill_type == "SUCCESS" else list(SUMMARY)
     values = []
     for name in names:
@@ -242,6 +253,9 @@ def _summary(table: list[dict[str, str]], bill_type: str) -> tuple[list[str], li
             values.append(str(len(table)))
             continue
         total = sum(_hundred_thousandths(cells[column]) for cells in table)
+        if column == "应结订单金额":
+            # A `bad_totals` rule: the summary no longer adds up.
+            total += delta_minor * 1000
         values.append(fee_text(total) if column == "手续费" else yuan_text(total // 1000))
     return names, values
 
@@ -254,10 +268,16 @@ def _hundred_thousandths(text: str) -> int:
     return -value if negative else value
 
 
-def bill_text(rows: list[BillRow], bill_type: str) -> str:
+def bill_totals_delta(day: date) -> int:
+    """What `bad_totals` rules of the day put the summary off by, in fen."""
+    return sum(rule.params["delta_minor"] for rule in fault_standing_rules(BILL_CONTENT_TARGET)
+               if rule.mode == "bad_totals" and rule.params.get("bill_date") == day.isoformat())
+
+
+def bill_text(rows: list[BillRow], bill_type: str, *, totals_delta_minor: int = 0) -> str:
     columns = COLUMNS[bill_type]
     table = [_cells(row) for row in rows]
-    summary_names, summary_values = _summary(table, bill_type)
+    summary_names, summary_values = _summary(table, bill_type, totals_delta_minor)
     lines = [
         ",".join(columns),
         *(FIELD_MARK + ",`".join(cells[name] for name in columns) for cells in table),
@@ -293,7 +313,13 @@ def tradebill(call: V3Call, fault: FaultRule | None) -> Answer:
     rows = bill_rows(day, bill_type)
     if not rows:
         raise WechatPayError("NO_STATEMENT_EXIST", "当日无交易, 账单文件不存在")
-    content = bill_text(rows, bill_type).encode("utf-8")
+    text = bill_text(rows, bill_type, totals_delta_minor=bill_totals_delta(day))
+    damage = fault.mode if fault is not None and fault.mode in ("truncate", "wrong_encoding") else ""
+    # Wrong encoding: the file in GBK (no BOM there), its hash taken over those bytes.
+    content = text.removeprefix(BOM).encode("gbk") if damage == "wrong_encoding" else text.encode("utf-8")
+    expires_at = timezone.now() + scaled(BILL_LINK_LIFETIME_SECONDS)
+    if fault is not None and fault.mode == "expired_link":
+        expires_at = timezone.now() - timedelta(seconds=1)
     link = BillLink.objects.create(
         provider=PROVIDER,
         token=secrets.token_hex(16),
@@ -301,7 +327,8 @@ def tradebill(call: V3Call, fault: FaultRule | None) -> Answer:
         bill_date=day,
         content=content,
         compression=tar_type,
-        expires_at=timezone.now() + scaled(BILL_LINK_LIFETIME_SECONDS),
+        expires_at=expires_at,
+        damage=damage,
     )
     digest = hashlib.sha1(content)
     if fault is not None and fault.mode == "bad_hash":
@@ -321,5 +348,7 @@ def billdownload(call: V3Call, fault: FaultRule | None) -> HttpResponse:
     content = bytes(link.content)
     if link.compression == "GZIP":
         content = gzip.compress(content)
+    if link.damage == "truncate":
+        content = content[: len(content) // 2]
     # §6.8: the file carries no WeChat signature.
     return HttpResponse(content, content_type="application/octet-stream")

@@ -14,8 +14,14 @@ then answers 500 SYSTEM_ERROR, work not done. For refunds also
 delayed by `seconds`) and `processing` (`queries`: the new refund stays
 PROCESSING for that many refund queries, or until the runtime setting
 refund_settle_after_seconds ends it by time). For the bill also `bad_hash`
-(the tradebill answer announces a wrong hash_value). `wechatpay.bill_content`
-rules stand until cleared and alter bills.
+(the tradebill answer announces a wrong hash_value), `expired_link` (the
+link handed out has expired already), `truncate` (the gzip served is cut in
+half) and `wrong_encoding` (the file in GBK, its hash announced for those
+bytes). `wechatpay.bill_content` rules stand until cleared and alter bills:
+a row left out, doubled, changed, added (`omit`, `duplicate`,
+`alter_amount`, `extra_line`), its currency changed (`alter_currency`), a
+row of another merchant (`foreign_merchant`), a summary that disagrees with
+the rows (`bad_totals`).
 """
 from __future__ import annotations
 
@@ -24,7 +30,9 @@ from typing import Any
 
 from sandbox.faults import (
     FaultRuleInvalid,
+    bill_day_rule,
     bill_line_rule,
+    currency_rule,
     no_params,
     optional_seconds_param,
     queries_param,
@@ -66,12 +74,16 @@ WECHATPAY = Provider(
         "wechatpay.close": _call_modes(),
         "wechatpay.refund": _call_modes(crash_after=optional_seconds_param, processing=queries_param),
         "wechatpay.refund_query": _call_modes(),
-        "wechatpay.bill": _call_modes(bad_hash=no_params),
+        "wechatpay.bill": _call_modes(bad_hash=no_params, expired_link=no_params, truncate=no_params,
+                                      wrong_encoding=no_params),
         "wechatpay.bill_content": {
             "omit": bill_line_rule(needs_trade=True),
             "duplicate": bill_line_rule(needs_trade=True),
             "alter_amount": bill_line_rule(needs_trade=True, amount_field="delta_minor"),
             "extra_line": bill_line_rule(needs_trade=False, amount_field="amount_minor"),
+            "alter_currency": currency_rule,
+            "foreign_merchant": bill_line_rule(needs_trade=True),
+            "bad_totals": bill_day_rule(amount_field="delta_minor"),
         },
     },
     refund_settle=wechatpay_refund_settle,

@@ -199,18 +199,17 @@ class TestReturnByPost:
 
 class TestStatements:
     def test_the_fake_bill_round_trips_and_a_day_without_one_is_a_clear_refusal(self, fake_gateway):
-        from payments.exceptions import GatewayRejected
+        from payments.exceptions import NoStatement, NoStatementReason
         from payments.gateways.base import StatementLine, StatementLineKind
-        from payments.gateways.fake import NO_STATEMENT
 
         day = timezone.localdate() - timedelta(days=1)
         line = StatementLine(kind=StatementLineKind.PAYMENT, out_trade_no="X1", gateway_trade_no="FAKEX1",
                              amount_minor=100, fee_minor=1)
-        fake_gateway.statements[day] = [line]
+        fake_gateway.bills[day] = [line]
 
         (parsed,) = fake_gateway.parse_statement(fake_gateway.fetch_statement(day))
         assert (parsed.kind, parsed.out_trade_no, parsed.amount_minor, parsed.fee_minor) == (
             StatementLineKind.PAYMENT, "X1", 100, 1)
-        with pytest.raises(GatewayRejected) as refused:
+        with pytest.raises(NoStatement) as refused:
             fake_gateway.fetch_statement(day - timedelta(days=1))
-        assert refused.value.sub_code == NO_STATEMENT
+        assert refused.value.reason == NoStatementReason.NONE

@@ -177,3 +177,59 @@ def test_an_extra_line_adds_a_trade_the_merchant_never_had(sandbox, alipay, bill
     stranger = [row for row in bill["rows"] if row["商户订单号"].strip() == "STRANGER_1"]
     assert [row["商家实收（元）"] for row in stranger] == ["5.00"]
     assert footer_totals(bill["footer"])["交易"] == (3, Decimal("103.88"))
+
+
+# -- bills that go wrong on purpose, read by the shop's own adapter --------------------
+
+
+@pytest.fixture
+def adapter(sandbox):
+    """The shop's Alipay adapter, pointed at the sandbox with its keys."""
+    from payments.gateways.alipay import AlipayGateway
+    from tests.sandbox.alipay_client import APP_ID
+
+    keys = sandbox.keys_dir / "alipay"
+    return AlipayGateway({
+        "app_id": APP_ID, "seller_id": SELLER_ID, "gateway_url": sandbox.alipay_gateway_url,
+        "app_private_key_path": str(keys / "app_private_key.pem"),
+        "alipay_public_key_path": str(keys / "alipay_public_key.pem"),
+    })
+
+
+def test_the_adapter_replaces_an_expired_link(sandbox, adapter, billed_day):
+    day, first, second = billed_day
+    sandbox.control("POST", "faults", {"target": "alipay.bill", "mode": "expired_link"})
+
+    lines = list(adapter.parse_statement(adapter.fetch_statement(day)))
+
+    assert {line.out_trade_no for line in lines} == {first, second} and len(lines) == 3
+    assert sandbox.control("GET", "faults")["faults"][0]["applied"] == 1
+
+
+def test_a_zip_cut_in_half_is_an_integrity_error(sandbox, adapter, billed_day):
+    from payments.exceptions import StatementIntegrityError
+
+    sandbox.control("POST", "faults", {"target": "alipay.bill", "mode": "truncate"})
+
+    with pytest.raises(StatementIntegrityError, match="cut short"):
+        adapter.fetch_statement(billed_day[0])
+
+
+@pytest.mark.parametrize(
+    ("fault", "match"),
+    [
+        ({"target": "alipay.bill", "mode": "wrong_encoding"}, "not GBK"),
+        ({"target": "alipay.bill_content", "mode": "foreign_merchant"}, "not ours"),
+        ({"target": "alipay.bill_content", "mode": "bad_totals", "delta_minor": 100}, "交易合计"),
+    ],
+    ids=["wrong_encoding", "foreign_merchant", "bad_totals"],
+)
+def test_bills_that_do_not_parse(sandbox, adapter, billed_day, fault, match):
+    from payments.exceptions import StatementFormatError
+
+    day = billed_day[0]
+    sandbox.control("POST", "faults", {**fault, "bill_date": day.isoformat()} if "bill_content" in fault["target"]
+                    else fault)
+
+    with pytest.raises(StatementFormatError, match=match):
+        list(adapter.parse_statement(adapter.fetch_statement(day)))

@@ -8,9 +8,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from payments.exceptions import GatewayRejected, GatewayUnavailable
+from payments.exceptions import NoStatement, NoStatementReason
 from payments.gateways.base import StatementLineKind
-from payments.gateways.wechatpay import StatementIntegrityError
+from payments.gateways.wechatpay import StatementFormatError, StatementIntegrityError, StatementTotalsMismatch
 from tests.sandbox.flows import new_out_trade_no
 from tests.sandbox.wechatpay_client import MCHID, refund_request
 from tests.sandbox.wechatpay_flows import paid_trade
@@ -54,7 +54,7 @@ def test_the_adapter_fetches_and_parses_the_days_bill(sandbox, wechatpay, billed
     day, first, second = billed_day
 
     statement = wechatpay.fetch_statement(day)
-    lines = wechatpay.parse_statement(statement)
+    lines = list(wechatpay.parse_statement(statement))
 
     trades = {no: sandbox.control("GET", f"wechatpay/trades/{no}") for no in (first, second)}
     summary = sorted((line.kind, line.out_trade_no, line.amount_minor, line.out_refund_no) for line in lines)
@@ -70,7 +70,8 @@ def test_the_adapter_fetches_and_parses_the_days_bill(sandbox, wechatpay, billed
     (refund_line,) = [line for line in lines if line.kind == StatementLineKind.REFUND]
     assert refund_line.gateway_refund_id == trades[first]["refunds"][0]["refund_id"]
     assert refund_line.status == "SUCCESS"
-    assert statement.content.startswith("\ufeff".encode())
+    # Kept as downloaded: the adapter asks for GZIP.
+    assert gzip.decompress(statement.content).startswith("\ufeff".encode())
 
 
 def test_the_file_layout_and_hash(sandbox, wx, billed_day):
@@ -130,17 +131,18 @@ def test_success_and_refund_bills_have_their_own_columns(sandbox, wx, billed_day
 
 
 def test_a_day_without_trades_has_no_statement(sandbox, wechatpay):
-    with pytest.raises(GatewayRejected) as refused:
+    with pytest.raises(NoStatement) as refused:
         wechatpay.fetch_statement(date.today() - timedelta(days=40))
 
-    assert (refused.value.code, refused.value.sub_code) == ("400", "NO_STATEMENT_EXIST")
+    assert refused.value.reason == NoStatementReason.NONE and "NO_STATEMENT_EXIST" in str(refused.value)
 
 
 def test_todays_bill_is_still_being_created(sandbox, wechatpay, wx):
     today = datetime.now(BEIJING).date()
 
-    with pytest.raises(GatewayUnavailable):
+    with pytest.raises(NoStatement) as refused:
         wechatpay.fetch_statement(today)
+    assert refused.value.reason == NoStatementReason.NOT_YET
     assert tradebill(wx, today).json()["code"] == "STATEMENT_CREATING"
     assert tradebill(wx, today + timedelta(days=1)).json()["code"] == "PARAM_ERROR"
 
@@ -181,7 +183,7 @@ def test_a_bad_hash_makes_the_adapter_throw_the_file_away(sandbox, wechatpay, bi
 
     with pytest.raises(StatementIntegrityError):
         wechatpay.fetch_statement(day)
-    assert len(wechatpay.parse_statement(wechatpay.fetch_statement(day))) == 3
+    assert len(list(wechatpay.parse_statement(wechatpay.fetch_statement(day)))) == 3
 
 
 @pytest.mark.parametrize(
@@ -206,7 +208,7 @@ def test_bill_content_rules_put_discrepancies_into_a_consistent_file(sandbox, we
     day, first, _ = billed_day
     sandbox.control("POST", "faults", {"target": "wechatpay.bill_content", "out_trade_no": first, **rule})
 
-    lines = wechatpay.parse_statement(wechatpay.fetch_statement(day))
+    lines = list(wechatpay.parse_statement(wechatpay.fetch_statement(day)))
 
     # parse_statement also checked the summary row against the rows.
     assert check(lines, first)
@@ -224,3 +226,62 @@ def test_an_extra_line_names_a_trade_the_merchant_never_had(sandbox, wechatpay):
     (line,) = wechatpay.parse_statement(wechatpay.fetch_statement(day))
 
     assert (line.kind, line.out_trade_no, line.amount_minor) == (StatementLineKind.PAYMENT, "STRANGER-1", 4200)
+
+
+# -- bills that go wrong on purpose (for reconciliation's robustness) -----------------
+
+
+def test_an_expired_link_is_replaced_by_the_adapter(sandbox, wechatpay, billed_day):
+    day, _, _ = billed_day
+    sandbox.control("POST", "faults", {"target": "wechatpay.bill", "mode": "expired_link"})
+
+    lines = list(wechatpay.parse_statement(wechatpay.fetch_statement(day)))
+
+    assert len(lines) == 3
+    assert sandbox.control("GET", "faults")["faults"][0]["applied"] == 1
+
+
+def test_a_truncated_gzip_is_an_integrity_error(sandbox, wechatpay, billed_day):
+    day, _, _ = billed_day
+    sandbox.control("POST", "faults", {"target": "wechatpay.bill", "mode": "truncate"})
+
+    with pytest.raises(StatementIntegrityError, match="gunzip"):
+        wechatpay.fetch_statement(day)
+
+
+def test_a_bill_in_gbk_passes_its_hash_and_fails_to_parse(sandbox, wechatpay, billed_day):
+    day, _, _ = billed_day
+    sandbox.control("POST", "faults", {"target": "wechatpay.bill", "mode": "wrong_encoding"})
+
+    statement = wechatpay.fetch_statement(day)
+    with pytest.raises(StatementFormatError, match="not UTF-8"):
+        list(wechatpay.parse_statement(statement))
+
+
+@pytest.mark.parametrize(
+    ("rule", "error", "match"),
+    [
+        ({"mode": "foreign_merchant", "kind": "payment"}, StatementFormatError, "is not ours"),
+        ({"mode": "bad_totals", "delta_minor": 1}, StatementTotalsMismatch, "应结订单总金额"),
+    ],
+    ids=["foreign_merchant", "bad_totals"],
+)
+def test_rows_of_another_merchant_and_totals_that_disagree_are_refused(sandbox, wechatpay, billed_day, rule, error,
+                                                                      match):
+    day, first, _ = billed_day
+    target = {"out_trade_no": first} if rule["mode"] == "foreign_merchant" else {"bill_date": day.isoformat()}
+    sandbox.control("POST", "faults", {"target": "wechatpay.bill_content", **target, **rule})
+
+    with pytest.raises(error, match=match):
+        list(wechatpay.parse_statement(wechatpay.fetch_statement(day)))
+
+
+def test_a_currency_can_be_changed_in_the_bill(sandbox, wechatpay, billed_day):
+    day, first, _ = billed_day
+    sandbox.control("POST", "faults", {"target": "wechatpay.bill_content", "mode": "alter_currency",
+                                       "out_trade_no": first, "currency": "USD"})
+
+    lines = list(wechatpay.parse_statement(wechatpay.fetch_statement(day)))
+
+    assert {(line.out_trade_no, line.kind, line.currency) for line in lines if line.currency != "CNY"} == {
+        (first, StatementLineKind.PAYMENT, "USD")}

@@ -436,6 +436,7 @@ def test_the_config_lists_every_wechatpay_target(sandbox):
     for target in CALL_TARGETS:
         assert {"error", "timeout"} <= set(targets[target])
     assert {"crash_after", "processing"} <= set(targets["wechatpay.refund"])
-    assert "bad_hash" in targets["wechatpay.bill"]
-    assert set(targets["wechatpay.bill_content"]) == {"omit", "duplicate", "alter_amount", "extra_line"}
+    assert {"bad_hash", "expired_link", "truncate", "wrong_encoding"} <= set(targets["wechatpay.bill"])
+    assert set(targets["wechatpay.bill_content"]) == {"omit", "duplicate", "alter_amount", "extra_line",
+                                                      "alter_currency", "foreign_merchant", "bad_totals"}
     assert "sign_probe" not in targets["alipay.notify"]

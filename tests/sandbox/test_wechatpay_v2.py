@@ -18,7 +18,7 @@ from Cryptodome.Util.Padding import unpad
 from cryptography import x509
 from django.utils import timezone
 
-from payments.exceptions import GatewayRejected, GatewayUnavailable
+from payments.exceptions import GatewayRejected, GatewayUnavailable, NoStatement, NoStatementReason
 from payments.gateways.base import (
     CloseOutcome,
     GatewayRefundStatus,
@@ -302,9 +302,10 @@ def test_the_v2_bill_is_the_v3_file(sandbox):
 
     (line,) = [line for line in gateway.parse_statement(statement) if line.out_trade_no == out_trade_no]
     assert line.amount_minor == 1999
-    with pytest.raises(GatewayRejected) as none:
+    with pytest.raises(NoStatement) as none:
         gateway.fetch_statement(day - timedelta(days=30))
-    assert none.value.sub_code == "NO_STATEMENT_EXIST"
-    with pytest.raises(GatewayUnavailable, match="Bill Creating"):
+    assert none.value.reason == NoStatementReason.NONE
+    with pytest.raises(NoStatement, match="Bill Creating") as creating:
         gateway.fetch_statement(day + timedelta(days=1))
+    assert creating.value.reason == NoStatementReason.NOT_YET
 

@@ -23,6 +23,9 @@ MAX_AMOUNT_FEN = 10_000_000_000  # "100000000.00"
 # ASCII digits only (`\d` would take any Unicode digit), an optional minus,
 # no leading zeros, at most two decimals.
 _YUAN = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]{1,2})?")
+# A bill's time cell, exactly as Alipay writes it (A11): checked before the
+# fast ISO parser reads it, which alone would take other shapes too.
+_BILL_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")
 
 
 def fen_to_yuan(fen: int) -> str:
@@ -55,10 +58,12 @@ def yuan_to_fen(text: str) -> int:
         raise ValueError(f"yuan amounts are strings, got {text!r}")
     if not _YUAN.fullmatch(text):
         raise ValueError(f"not a yuan amount with at most two decimals: {text!r}")
-    fen = Decimal(text).scaleb(2)
-    if fen != fen.to_integral_value():
-        raise ValueError(f"not a whole number of fen: {text!r}")
-    return int(fen)
+    # The pattern admits whole fen only (at most two decimals), so integer
+    # arithmetic is exact; a bill calls this a few million times a day.
+    negative = text.startswith("-")
+    whole, _dot, fraction = text.removeprefix("-").partition(".")
+    fen = int(whole) * 100 + int(fraction.ljust(2, "0") if fraction else "0")
+    return -fen if negative else fen
 
 
 def format_beijing(moment: datetime) -> str:
@@ -66,6 +71,17 @@ def format_beijing(moment: datetime) -> str:
     if moment.tzinfo is None or moment.utcoffset() is None:
         raise ValueError("Alipay times are built from aware datetimes only")
     return moment.astimezone(BEIJING).strftime(WIRE_TIME_FORMAT)
+
+
+def parse_bill_time(text: str) -> datetime:
+    """A bill's `"2019-08-15 15:56:24"` (Beijing time) -> an aware datetime; ValueError if malformed.
+
+    The same result as parse_beijing for what bills hold, several times
+    faster: a bill of a million lines parses a million of them.
+    """
+    if not isinstance(text, str) or not _BILL_TIME.fullmatch(text):
+        raise ValueError(f"not a bill time: {text!r}")
+    return datetime.fromisoformat(text).replace(tzinfo=BEIJING)
 
 
 def parse_beijing(text: str) -> datetime:

@@ -15,7 +15,7 @@ import re
 import urllib.parse
 import zipfile
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime
 from functools import cached_property
 from pathlib import Path
@@ -31,6 +31,9 @@ from payments.exceptions import (
     GatewayRejected,
     GatewayUnavailable,
     InvalidNotification,
+    NoStatement,
+    NoStatementReason,
+    StatementIntegrityError,
 )
 from payments.gateways.alipay import client
 from payments.gateways.alipay.formats import (
@@ -66,6 +69,7 @@ from payments.gateways.base import (
     RefundState,
     StatementFile,
     StatementLine,
+    StatementWindow,
     TradeReference,
     TradeState,
     TradeStatus,
@@ -115,6 +119,10 @@ SUB_TRADE_NOT_EXIST = "ACQ.TRADE_NOT_EXIST"
 SUB_TRADE_STATUS_ERROR = "ACQ.TRADE_STATUS_ERROR"
 SUB_SELLER_BALANCE_NOT_ENOUGH = "ACQ.SELLER_BALANCE_NOT_ENOUGH"
 SUB_DISCORDANT_REPEAT_REQUEST = "ACQ.DISCORDANT_REPEAT_REQUEST"
+SUB_BILL_NOT_EXIST = "isp.bill_not_exist"
+# A14: a bill link that expired before the download is replaced, once.
+STATEMENT_LINK_ATTEMPTS = 2
+ZIP_MAGIC = b"PK\x03\x04"
 
 ACK_BODY = b"success"  # exactly these seven bytes (A8)
 NACK_BODY = b"failure"
@@ -139,6 +147,9 @@ class AlipayGateway(Gateway):
         notifies_refunds=False,
     )
     required_options = ("app_id", "app_private_key_path", "alipay_public_key_path", "gateway_url")
+    # A11: 00:00 to 00:00 Beijing time; a refund line is dated when the
+    # money went back (完成时间).
+    statement_window = StatementWindow()
 
     @classmethod
     def configuration_problems(cls, options: Mapping[str, Any]) -> list[str]:
@@ -525,49 +536,79 @@ class AlipayGateway(Gateway):
     # -- statements -----------------------------------------------------------
 
     def fetch_statement(self, day: date) -> StatementFile:
-        """The `trade` bill of `day` (Beijing), downloaded at once (A7, A11).
+        """The `trade` bill of `day` (Beijing), downloaded at once (A7, A11, A14).
 
-        `day` must be over in Beijing (bills are T+1). No bill for the day
-        (not generated yet, or no transactions) raises
-        GatewayRejected(sub_code="isp.bill_not_exist"): try again later,
-        then record "no bill". The file is checked to be a sound ZIP.
-        Raises GatewayUnavailable, GatewayRejected, ValueError.
+        `day` must be over in Beijing (bills are T+1). isp.bill_not_exist
+        (not generated yet, or no transactions: Alipay does not say which)
+        raises NoStatement(EITHER). The link lives about 30 seconds: one that
+        answers with anything but a ZIP (an expired link's error page) is
+        replaced by a new one, once. A ZIP that is cut short or damaged
+        raises StatementIntegrityError. Raises GatewayUnavailable,
+        GatewayRejected, ValueError.
         """
         if day >= self.clock().astimezone(BEIJING).date():
             raise ValueError(f"the Alipay bill for {day} is not out yet (bills are T+1, Beijing time)")
-        biz = {"bill_type": BILL_TYPE_TRADE, "bill_date": day.strftime(WIRE_DATE_FORMAT)}
         reference = f"bill {day.isoformat()}"
-        node = self._call(METHOD_BILL_URL, biz, reference=reference)
+        for attempt in range(1, STATEMENT_LINK_ATTEMPTS + 1):
+            url = self._bill_download_url(day, reference=reference)
+            try:
+                content = self._download_bill(url)
+            except _LinkExpired as exc:
+                if attempt == STATEMENT_LINK_ATTEMPTS:
+                    raise GatewayUnavailable(f"bill download: {exc} (the link may have expired)") from None
+                logger.info("alipay bill for %s: %s; asking for a new link", day.isoformat(), exc)
+                continue
+            logger.info("alipay bill for %s downloaded (%d bytes)", day.isoformat(), len(content))
+            return StatementFile(day=day, filename=_bill_filename(url, day), content=content)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _bill_download_url(self, day: date, *, reference: str) -> str:
+        biz = {"bill_type": BILL_TYPE_TRADE, "bill_date": day.strftime(WIRE_DATE_FORMAT)}
+        try:
+            node = self._call(METHOD_BILL_URL, biz, reference=reference)
+        except GatewayRejected as exc:
+            if exc.sub_code == SUB_BILL_NOT_EXIST:
+                raise NoStatement(f"{METHOD_BILL_URL}: {exc.sub_code}: no bill for {day.isoformat()} (yet)",
+                                  reason=NoStatementReason.EITHER) from exc
+            raise
         url = node.get("bill_download_url")
         if not isinstance(url, str) or not url.startswith(("https://", "http://")):
             raise GatewayUnavailable(f"{METHOD_BILL_URL}: no bill_download_url")
-        # The link lives about 30 seconds: fetch it now, without a signature.
+        return url
+
+    def _download_bill(self, url: str) -> bytes:
+        # A plain GET without a signature (A7).
         try:
             response = self.session.get(url, timeout=self.timeout)
         except requests.RequestException as exc:
             raise GatewayUnavailable(f"bill download: {type(exc).__name__}") from exc
         if response.status_code != 200:
-            raise GatewayUnavailable(f"bill download: HTTP {response.status_code}")
+            raise _LinkExpired(f"HTTP {response.status_code}")
         content = response.content
-        try:
-            archive = zipfile.ZipFile(io.BytesIO(content))
-        except zipfile.BadZipFile as exc:
+        if not content.startswith(ZIP_MAGIC):
             # An expired link answers with an error page, not a ZIP.
-            raise GatewayUnavailable("bill download: not a ZIP file (the link may have expired)") from exc
-        with archive:
-            try:
+            raise _LinkExpired("not a ZIP file")
+        try:
+            with zipfile.ZipFile(io.BytesIO(content)) as archive:
                 # testzip() reports CRC errors; a broken deflate stream raises.
                 broken = archive.testzip()
-            except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
-                raise GatewayUnavailable("bill download: a damaged ZIP entry") from exc
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
+            raise StatementIntegrityError(f"bill download: the ZIP is cut short or damaged ({exc})") from exc
         if broken is not None:
-            raise GatewayUnavailable("bill download: a damaged ZIP entry")
-        logger.info("alipay bill for %s downloaded (%d bytes)", day.isoformat(), len(content))
-        return StatementFile(day=day, filename=_bill_filename(url, day), content=content)
+            raise StatementIntegrityError(f"bill download: a damaged ZIP entry ({broken})")
+        return content
 
-    def parse_statement(self, statement: StatementFile) -> list[StatementLine]:
-        """The bill's lines (A11); StatementFormatError (a ValueError) when malformed or off its totals."""
-        return parse_trade_bill(statement.content)
+    def parse_statement(self, statement: StatementFile) -> Iterator[StatementLine]:
+        """The bill's lines (A11), read as a stream; StatementFormatError (a ValueError) when malformed or off its totals.
+
+        With a `seller_id` configured, the bill's account must be ours.
+        """
+        with statement.open() as stream:
+            yield from parse_trade_bill(stream, account=self.seller_id)
+
+
+class _LinkExpired(Exception):
+    """The bill link answered with something other than the bill: ask for a new link."""
 
 
 # -- helpers ------------------------------------------------------------------

@@ -1,10 +1,15 @@
-"""Alipay's daily `trade` bill (业务明细) parsed into statement lines.
+"""Alipay's daily `trade` bill (业务明细) read as a stream of statement lines.
 
 Follows docs/gateways-alipay-unionpay.md A11: a ZIP whose entry names are GBK
 without the UTF-8 flag; the `_业务明细.csv` entry (not `_业务明细(汇总).csv`)
-is GBK CSV with `#` comment lines, a header row after the 业务明细列表
-marker, identifier cells padded with a TAB, and footer control totals.
-Columns are found by header name, since 25- and 29-column variants exist.
+is GBK CSV with `#` comment lines (the `#账号：[<PID>0156]` line names the
+merchant), a header row after the 业务明细列表 marker, identifier cells
+padded with a TAB, and footer control totals. Columns are found by header
+name, since 25- and 29-column variants exist.
+
+The entry is decompressed and decoded as it is read, one line at a time, so a
+bill of a million lines never sits in memory; the footer is checked against
+the rows once the last row has been yielded.
 """
 from __future__ import annotations
 
@@ -13,10 +18,12 @@ import io
 import re
 import zipfile
 import zlib
+from collections.abc import Iterator, Mapping
 from datetime import datetime
+from typing import BinaryIO
 
-from payments.exceptions import StatementFormatError
-from payments.gateways.alipay.formats import parse_beijing, yuan_to_fen
+from payments.exceptions import StatementFormatError, StatementTotalsMismatch
+from payments.gateways.alipay.formats import parse_bill_time, yuan_to_fen
 from payments.gateways.base import StatementLine, StatementLineKind
 
 # GB18030 decodes every GBK byte sequence the same way, and a few more.
@@ -24,6 +31,9 @@ BILL_ENCODING = "gb18030"
 DETAIL_ENTRY_SUFFIX = "_业务明细.csv"
 LIST_START = "业务明细列表"
 LIST_END = "业务明细列表结束"
+# The account a bill belongs to: the merchant PID with "0156" appended (A11).
+ACCOUNT_SUFFIX = "0156"
+ACCOUNT_LINE = re.compile(r"#\s*账号[：:]\s*\[([^\]]*)\]")
 
 COL_TRADE_NO = "支付宝交易号"
 COL_OUT_TRADE_NO = "商户订单号"
@@ -32,6 +42,8 @@ COL_FINISHED_AT = "完成时间"
 COL_ORDER_AMOUNT = "订单金额（元）"
 COL_MERCHANT_RECEIVED = "商家实收（元）"
 COL_FEE = "服务费（元）"
+# Later variants name the merchant PID on every row.
+COL_MERCHANT_PID = "商户识别号"
 # The refund's out_request_no; one later variant names it without "/请求号".
 COL_REFUND_NO = ("退款批次号/请求号", "退款批次号")
 REQUIRED_COLUMNS = (
@@ -44,96 +56,227 @@ REQUIRED_COLUMNS = (
 )
 
 KINDS = {"交易": StatementLineKind.PAYMENT, "退款": StatementLineKind.REFUND}
+# Distinct amounts and times remembered per bill (a day has 86,400 seconds).
+MEMO_LIMIT = 300_000
 
 _AMOUNT = r"(-?[0-9]+(?:\.[0-9]+)?)"
 PAYMENT_TOTAL = re.compile(rf"#\s*交易合计[：:]\s*([0-9]+)\s*笔[，,]\s*商家实收共\s*{_AMOUNT}\s*元")
 REFUND_TOTAL = re.compile(rf"#\s*退款合计[：:]\s*([0-9]+)\s*笔[，,]\s*商家实收退款共\s*{_AMOUNT}\s*元")
-_LINE_BREAK = re.compile(r"\r\n|\r|\n")
 
 
-def parse_trade_bill(content: bytes) -> list[StatementLine]:
-    """The payment and refund lines of a zipped `trade` bill, checked against its footer.
+class BillRow(Mapping[str, str]):
+    """One detail row by column name, every cell stripped (the `raw` of a line).
+
+    Built per row at the cost of one small object; the cells are only
+    looked at when someone reads them.
+    """
+
+    __slots__ = ("_cells", "_columns")
+
+    def __init__(self, columns: Mapping[str, int], cells: list[str]) -> None:
+        self._columns = columns
+        self._cells = cells
+
+    def __getitem__(self, name: str) -> str:
+        return self._cells[self._columns[name]].strip()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._columns)
+
+    def __len__(self) -> int:
+        return len(self._columns)
+
+    def __repr__(self) -> str:
+        return f"BillRow({dict(self)!r})"
+
+
+def parse_trade_bill(stream: BinaryIO, *, account: str = "") -> Iterator[StatementLine]:
+    """Yield the payment and refund lines of a zipped `trade` bill, then check its footer.
 
     Amounts are positive fen (`kind` gives the direction); `fee_minor` is
-    the absolute 服务费 in fen, since its sign convention is unconfirmed.
+    the 服务费 in fen, charged on payment lines and given back on refund
+    lines, since the column's own sign convention is unconfirmed (A11).
     Every line of this bill is a completed movement, so `status` stays "".
-    Raises StatementFormatError.
+    `account` (the merchant PID) is checked against the bill's 账号 line
+    and any 商户识别号 column when given. Raises StatementFormatError
+    (StatementTotalsMismatch when the footer disagrees with the rows).
     """
-    header, rows, footer = _sections(_detail_text(content))
-    if header is None:
-        columns: dict[str, int] = {}
-        if rows:
-            raise StatementFormatError("data rows without a header row")
-    else:
-        columns = _columns(header)
-    lines = []
-    # Control sums in fen, signed as in the file, per kind: [count, 商家实收].
-    totals = {kind: [0, 0] for kind in StatementLineKind}
-    for number, cells in enumerate(_csv_rows(rows), start=1):
-        line, merchant_received = _line(cells, columns, number)
-        totals[line.kind][0] += 1
-        totals[line.kind][1] += merchant_received
-        lines.append(line)
-    _check_footer(footer, totals)
-    return lines
+    with _detail_entry(stream) as text:
+        try:
+            yield from _parse(text, account=account)
+        except UnicodeDecodeError:
+            raise StatementFormatError("the detail file is not GBK text") from None
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            raise StatementFormatError(f"the ZIP entry is damaged ({type(exc).__name__})") from None
 
 
-def _detail_text(content: bytes) -> str:
-    try:
-        # Entry names carry no UTF-8 flag: they are GBK (names that do carry
-        # the flag are still read as UTF-8).
-        archive = zipfile.ZipFile(io.BytesIO(content), metadata_encoding=BILL_ENCODING)
-    except zipfile.BadZipFile as exc:
-        raise StatementFormatError("the bill is not a ZIP file") from exc
-    with archive:
+class _detail_entry:  # noqa: N801 (a context manager used like a function)
+    """The `_业务明细.csv` entry of the archive, as text decoded while read."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        try:
+            # Entry names carry no UTF-8 flag: they are GBK (names that do
+            # carry the flag are still read as UTF-8).
+            self.archive = zipfile.ZipFile(stream, metadata_encoding=BILL_ENCODING)
+        except (zipfile.BadZipFile, OSError, EOFError) as exc:
+            raise StatementFormatError("the bill is not a ZIP file") from exc
         names = [
             info.filename
-            for info in archive.infolist()
+            for info in self.archive.infolist()
             if not info.is_dir() and info.filename.endswith(DETAIL_ENTRY_SUFFIX)
         ]
         if len(names) != 1:
+            self.archive.close()
             raise StatementFormatError(f"expected one *{DETAIL_ENTRY_SUFFIX} entry, found {len(names)}")
+        self.name = names[0]
+
+    def __enter__(self) -> Iterator[str]:
         try:
-            data = archive.read(names[0])
-        except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
-            raise StatementFormatError(f"cannot read {names[0]}") from exc
+            self.entry = self.archive.open(self.name)
+        except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as exc:
+            self.archive.close()
+            raise StatementFormatError(f"cannot read {self.name}") from exc
+        # newline="": csv sees the line ends, so a quoted cell may hold one.
+        return iter(io.TextIOWrapper(self.entry, encoding=BILL_ENCODING, newline=""))
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.entry.close()
+        self.archive.close()
+
+
+def _parse(text: Iterator[str], *, account: str) -> Iterator[StatementLine]:
+    header = _preamble(text, account=account)
+    # Control sums per kind, in fen signed as in the file: [count, 商家实收].
+    totals = {kind: [0, 0] for kind in StatementLineKind}
+    if header is not None:
+        yield from _data_rows(text, _columns(header), account=account, totals=totals)
+    _check_footer([stripped for line in text if (stripped := line.strip()).startswith("#")], totals)
+
+
+def _data_rows(text: Iterator[str], columns: dict[str, int], *, account: str,
+               totals: dict[StatementLineKind, list[int]]) -> Iterator[StatementLine]:
+    """The data rows as lines, up to and including the end marker.
+
+    One loop with everything it needs in locals: it runs once per row of
+    a bill that may have millions. A row without a quote is split on commas
+    (several times faster than csv); a quoted row goes through csv, taking
+    the following lines while a quoted cell still holds a line break.
+    Amounts and times are memoised: prices and seconds recur on many rows.
+    """
+    width = len(columns)
+    trade_no_at = columns[COL_TRADE_NO]
+    out_trade_no_at = columns[COL_OUT_TRADE_NO]
+    kind_at = columns[COL_KIND]
+    finished_at = columns[COL_FINISHED_AT]
+    amount_at = columns[COL_ORDER_AMOUNT]
+    received_at = columns[COL_MERCHANT_RECEIVED]
+    fee_at = columns.get(COL_FEE)
+    refund_no_at = next((columns[name] for name in COL_REFUND_NO if name in columns), None)
+    pid_at = columns.get(COL_MERCHANT_PID) if account else None
+    fen: dict[str, int] = {"0": 0, "0.00": 0, "": 0}
+    times: dict[str, datetime | None] = {"": None}
+    kinds = KINDS
+    refund = StatementLineKind.REFUND
+    line_type = StatementLine
+    number = 0
+    for line in text:
+        head = line[:1]
+        if head == "#" or not head or head.isspace():
+            stripped = line.strip()
+            if not stripped:
+                continue
+            if stripped.startswith("#"):
+                if LIST_END not in stripped:
+                    raise StatementFormatError(f"no {LIST_END} marker before the footer: the list is cut short")
+                return
+        number += 1
+        if '"' in line:
+            while line.count('"') % 2:
+                following = next(text, None)
+                if following is None:
+                    raise StatementFormatError("a quoted cell runs to the end of the file: the file is cut short")
+                line += following
+            cells = next(csv.reader([line]))
+        else:
+            cells = line.rstrip("\r\n").split(",")
+        if len(cells) != width and (len(cells) < width or any(cells[width:])):
+            raise StatementFormatError(f"row {number} has {len(cells)} cells for {width} columns")
+        kind = kinds.get(cells[kind_at].strip())
+        if kind is None:
+            raise StatementFormatError(f"row {number}: unknown {COL_KIND} {cells[kind_at].strip()[:16]!r}")
+        if pid_at is not None and (pid := cells[pid_at].strip()) and pid != account:
+            raise StatementFormatError(f"row {number}: {COL_MERCHANT_PID} {pid[:24]!r} is not ours")
+        text_amount = cells[amount_at].strip()
+        amount = fen.get(text_amount)
+        if amount is None:
+            amount = _fen(fen, text_amount, number, COL_ORDER_AMOUNT)
+        text_received = cells[received_at].strip()
+        received = fen.get(text_received)
+        if received is None:
+            received = _fen(fen, text_received, number, COL_MERCHANT_RECEIVED)
+        fee = 0
+        if fee_at is not None:
+            text_fee = cells[fee_at].strip()
+            charged = fen.get(text_fee)
+            fee = abs(charged if charged is not None else _fen(fen, text_fee, number, COL_FEE))
+        moment = cells[finished_at].strip()
+        occurred_at = times[moment] if moment in times else _time(times, moment, number)
+        kind_totals = totals[kind]
+        kind_totals[0] += 1
+        kind_totals[1] += received
+        if kind is refund:
+            yield line_type(kind, cells[out_trade_no_at].strip(), cells[trade_no_at].strip(), abs(amount), "CNY",
+                            cells[refund_no_at].strip() if refund_no_at is not None else "", "", -fee, occurred_at,
+                            "", BillRow(columns, cells))
+        else:
+            yield line_type(kind, cells[out_trade_no_at].strip(), cells[trade_no_at].strip(), abs(amount), "CNY",
+                            "", "", fee, occurred_at, "", BillRow(columns, cells))
+    raise StatementFormatError(f"no {LIST_END} marker: the file is cut short")
+
+
+def _fen(memo: dict[str, int], text: str, number: int, column: str) -> int:
     try:
-        return data.decode(BILL_ENCODING)
-    except UnicodeDecodeError as exc:
-        raise StatementFormatError("the detail file is not GBK text") from exc
+        fen = yuan_to_fen(text)
+    except ValueError:
+        raise StatementFormatError(f"row {number}: {column} {text[:24]!r} is not an amount") from None
+    if len(memo) < MEMO_LIMIT:
+        memo[text] = fen
+    return fen
 
 
-def _sections(text: str) -> tuple[str | None, list[str], list[str]]:
-    """(header row, data rows, footer comments) of the detail file."""
-    header: str | None = None
-    rows: list[str] = []
-    footer: list[str] = []
-    state = "preamble"
-    for line in _LINE_BREAK.split(text):
+def _time(memo: dict[str, datetime | None], text: str, number: int) -> datetime:
+    try:
+        moment = parse_bill_time(text)
+    except ValueError:
+        raise StatementFormatError(f"row {number}: {COL_FINISHED_AT} {text[:24]!r} is not a time") from None
+    if len(memo) < MEMO_LIMIT:
+        memo[text] = moment
+    return moment
+
+
+def _preamble(text: Iterator[str], *, account: str) -> str | None:
+    """Read up to the header row (None: an empty list without one), checking the account line."""
+    for line in text:
         stripped = line.strip()
-        is_comment = stripped.startswith("#")
-        if state == "preamble":
-            if is_comment and LIST_START in stripped and LIST_END not in stripped:
-                state = "header"
-        elif is_comment and LIST_END in stripped and state in ("header", "rows"):
-            state = "footer"
-        elif state == "header":
-            if is_comment:
-                raise StatementFormatError("a comment where the header row should be")
-            if stripped:
-                header, state = line, "rows"
-        elif state == "rows":
-            if is_comment:
-                raise StatementFormatError(f"no {LIST_END} marker before the footer: the list is cut short")
-            if stripped:
-                rows.append(line)
-        elif is_comment:
-            footer.append(stripped)
-    if state == "preamble":
+        if not stripped.startswith("#"):
+            continue
+        found = ACCOUNT_LINE.match(stripped)
+        if found and account and found.group(1).strip() != account + ACCOUNT_SUFFIX:
+            raise StatementFormatError(f"the bill is for account {found.group(1)[:24]!r}, not ours")
+        if LIST_START in stripped and LIST_END not in stripped:
+            break
+    else:
         raise StatementFormatError(f"no {LIST_START} marker")
-    if state != "footer":
-        raise StatementFormatError(f"no {LIST_END} marker: the file is cut short")
-    return header, rows, footer
+    for line in text:
+        stripped = line.strip()
+        if not stripped:
+            continue
+        if stripped.startswith("#"):
+            if LIST_END in stripped:
+                return None
+            raise StatementFormatError("a comment where the header row should be")
+        return line
+    raise StatementFormatError(f"no {LIST_END} marker: the file is cut short")
 
 
 def _normalise_header(name: str) -> str:
@@ -151,50 +294,6 @@ def _columns(header: str) -> dict[str, int]:
     if missing:
         raise StatementFormatError(f"missing columns: {', '.join(missing)}")
     return columns
-
-
-def _csv_rows(rows: list[str]) -> list[list[str]]:
-    # One reader over the whole block, so a quoted cell may hold a comma
-    # or even a line break.
-    return [[cell.strip() for cell in cells] for cells in csv.reader(io.StringIO("\n".join(rows)))]
-
-
-def _line(cells: list[str], columns: dict[str, int], number: int) -> tuple[StatementLine, int]:
-    if len(cells) < len(columns) or any(cells[len(columns) :]):
-        raise StatementFormatError(f"row {number} has {len(cells)} cells for {len(columns)} columns")
-    names = sorted(columns, key=columns.__getitem__)
-    raw = {name: cells[columns[name]] for name in names}
-    kind = KINDS.get(raw[COL_KIND])
-    if kind is None:
-        raise StatementFormatError(f"row {number}: unknown {COL_KIND} {raw[COL_KIND]!r}")
-    refund_column = next((name for name in COL_REFUND_NO if name in columns), None)
-    line = StatementLine(
-        kind=kind,
-        out_trade_no=raw[COL_OUT_TRADE_NO],
-        gateway_trade_no=raw[COL_TRADE_NO],
-        amount_minor=abs(_fen(raw[COL_ORDER_AMOUNT], number, COL_ORDER_AMOUNT)),
-        out_refund_no=raw[refund_column] if refund_column and kind is StatementLineKind.REFUND else "",
-        fee_minor=abs(_fen(raw.get(COL_FEE) or "0", number, COL_FEE)),
-        occurred_at=_time(raw[COL_FINISHED_AT], number),
-        raw=raw,
-    )
-    return line, _fen(raw[COL_MERCHANT_RECEIVED], number, COL_MERCHANT_RECEIVED)
-
-
-def _fen(text: str, number: int, column: str) -> int:
-    try:
-        return yuan_to_fen(text)
-    except ValueError:
-        raise StatementFormatError(f"row {number}: {column} {text!r} is not an amount") from None
-
-
-def _time(text: str, number: int) -> datetime | None:
-    if not text:
-        return None
-    try:
-        return parse_beijing(text)
-    except ValueError:
-        raise StatementFormatError(f"row {number}: {COL_FINISHED_AT} {text!r} is not a time") from None
 
 
 def _check_footer(footer: list[str], totals: dict[StatementLineKind, list[int]]) -> None:
@@ -215,7 +314,7 @@ def _check_footer(footer: list[str], totals: dict[StatementLineKind, list[int]])
         except ValueError:
             raise StatementFormatError(f"#{label}: {match.group(2)!r} is not an amount") from None
         if int(match.group(1)) != count or footer_amount != amount:
-            raise StatementFormatError(
+            raise StatementTotalsMismatch(
                 f"#{label} says {match.group(1)} rows and {match.group(2)} yuan; "
                 f"the rows hold {count} and {amount} fen"
             )

@@ -14,8 +14,8 @@ cannot close a front consume; the payTimeout sent with it is the close.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from datetime import date, datetime
+from collections.abc import Iterator, Mapping
+from datetime import date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -27,9 +27,10 @@ from django.utils.translation import gettext_lazy as _
 from payments.exceptions import (
     AmountMismatch,
     GatewayNotConfigured,
-    GatewayRejected,
     GatewayUnavailable,
     InvalidNotification,
+    NoStatement,
+    NoStatementReason,
     ResponseNotVerified,
 )
 from payments.gateways.base import (
@@ -51,6 +52,7 @@ from payments.gateways.base import (
     ReturnMethod,
     StatementFile,
     StatementLine,
+    StatementWindow,
     TradeReference,
     TradeState,
     TradeStatus,
@@ -135,6 +137,9 @@ class UnionPayGateway(Gateway):
         # failed under them, and a retry needs a new orderId.
         refund_number_reusable_after_failure=False,
     )
+    # B11: settlement day D runs from 23:00 (Beijing) the day before to 23:00
+    # of D; a refund is listed on the day it completed.
+    statement_window = StatementWindow(starts_at=timedelta(hours=-1))
     required_options = ("mer_id", "sign_cert_path", "verify_cert_path", "gateway_base", "file_transfer_url")
 
     @classmethod
@@ -478,7 +483,7 @@ class UnionPayGateway(Gateway):
 
         The day runs from 23:00 the day before to 23:00 (Beijing). respCode
         98 (no file for that day, or not yet: about 09:00 the next day)
-        raises GatewayRejected(code="98", sub_code="98"). The ZIP is
+        raises NoStatement (EITHER: UnionPay does not say which). The ZIP is
         unpacked from fileContent and checked to open. Raises
         GatewayUnavailable, GatewayRejected, StatementFormatError.
         """
@@ -489,8 +494,8 @@ class UnionPayGateway(Gateway):
         label = "file transfer"
         answer = self._client.call(str(self.options["file_transfer_url"]), fields, label=label, reference=reference)
         if answer.get("respCode") == RESP_FILE_NOT_FOUND:
-            raise GatewayRejected(f"no settlement file for {day.isoformat()} (yet)", code=RESP_FILE_NOT_FOUND,
-                                  sub_code=RESP_FILE_NOT_FOUND)
+            raise NoStatement(f"no settlement file for {day.isoformat()} (yet): respCode {RESP_FILE_NOT_FOUND}",
+                              reason=NoStatementReason.EITHER)
         raise_for_resp_code(answer, label=label, reference=reference)
         _check_echo(answer, "settleDate", settle_date_text(day), label)
         content = unpack_file_content(answer.get("fileContent", ""))
@@ -498,9 +503,16 @@ class UnionPayGateway(Gateway):
         logger.info("unionpay settlement file for %s downloaded (%d bytes)", day.isoformat(), len(content))
         return StatementFile(day=day, filename=filename, content=content)
 
-    def parse_statement(self, statement: StatementFile) -> list[StatementLine]:
-        """The ZM lines with fees (B11); StatementFormatError, or StatementTotalsMismatch when off the RD totals."""
-        return parse_settlement_zip(statement.content, mer_id=self.mer_id, day=statement.day)
+    def parse_statement(self, statement: StatementFile) -> Iterator[StatementLine]:
+        """The ZM lines with fees (B11); StatementFormatError, or StatementTotalsMismatch when off the RD totals.
+
+        A settlement file is small next to the other bills (one merchant's
+        day, fixed-width lines), so it is read whole and checked against the
+        RD totals before the first line is handed out.
+        """
+        with statement.open() as stream:
+            content = stream.read()
+        yield from parse_settlement_zip(content, mer_id=self.mer_id, day=statement.day)
 
 
 # -- helpers ------------------------------------------------------------------

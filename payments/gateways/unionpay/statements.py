@@ -117,8 +117,9 @@ class _Totals:
 def parse_settlement_zip(content: bytes, *, mer_id: str, day: date) -> list[StatementLine]:
     """The consume and refund lines of the ZM file, checked against the RD totals.
 
-    `amount_minor` and `fee_minor` are positive fen; `kind` gives the
-    direction (consume: payment; refund and undo: refund, whose orderId is
+    `amount_minor` is positive fen and `kind` gives the direction;
+    `fee_minor` is what UnionPay charged (merCharge D), negative when it
+    gave a fee back (C, on refunds); the direction (consume: payment; refund and undo: refund, whose orderId is
     our out_refund_no and whose payment is named only by `gateway_trade_no`
     = origQryId: the file does not carry the payment's orderId). Raises
     StatementFormatError, or StatementTotalsMismatch when the lines and the
@@ -218,7 +219,7 @@ def _line(raw_line: bytes, number: int, *, mer_id: str, day: date) -> tuple[Stat
         amount_minor=amount,
         out_refund_no=values["orderId"] if is_refund else "",
         gateway_refund_id=values["queryId"] if is_refund else "",
-        fee_minor=abs(fee),
+        fee_minor=fee,
         occurred_at=occurred_at,
         status="undo" if txn_type == TXN_UNDO else "",
         raw=values,

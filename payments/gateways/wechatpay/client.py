@@ -81,6 +81,10 @@ def _no_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+class DownloadRefused(GatewayUnavailable):
+    """A bill download link answered with a refusal (expired, used, unknown): ask for a new link."""
+
+
 class ApiClient:
     """One merchant's signed calls to one API base (`https://api.mch.weixin.qq.com` or the sandbox's)."""
 
@@ -172,7 +176,7 @@ class ApiClient:
             # the remedy is a new tradebill call, so the outcome is "retry".
             code, message = error_code_and_message(response.content)
             logger.warning("wechatpay %s for %s: HTTP %s %s %s", label, reference, response.status_code, code, message)
-            raise GatewayUnavailable(f"{label}: HTTP {response.status_code} {code}: {message}".strip())
+            raise DownloadRefused(f"{label}: HTTP {response.status_code} {code}: {message}".strip())
         return response.content
 
     def _send(self, method: str, url: str, body: bytes, *, label: str, reference: str) -> requests.Response:

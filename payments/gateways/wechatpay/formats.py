@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime, timedelta, timezone
-from decimal import ROUND_HALF_UP, Decimal
+from decimal import Decimal
 
 # China has kept UTC+8 without daylight saving since 1991: a fixed offset
 # needs no tz database.
@@ -36,6 +36,7 @@ _RFC3339 = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(?:\.[0-9]{1,6})?(?:Z|[+-][0-9]{2}:[0-9]{2})"
 )
 _YUAN = re.compile(r"-?[0-9]{1,15}(?:\.[0-9]{1,8})?")
+_BILL_TIME = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}")
 # Summary cells look like Java doubles printed: `45.0`, `0.47`, `1.0E7`.
 _SUMMARY_NUMBER = re.compile(r"-?[0-9]{1,15}(?:\.[0-9]{1,8})?(?:E[0-9]{1,2})?")
 
@@ -74,8 +75,14 @@ def parse_rfc3339(text: object) -> datetime:
 
 
 def parse_bill_time(text: str) -> datetime:
-    """`"2019-02-19 05:01:46"` from a bill (Beijing time) -> an aware datetime."""
-    return datetime.strptime(text, BILL_TIME_FORMAT).replace(tzinfo=BEIJING)
+    """`"2019-02-19 05:01:46"` from a bill (Beijing time) -> an aware datetime; ValueError if malformed.
+
+    The shape is checked first, then the fast ISO parser reads it (a bill
+    parses a million of these; strptime would dominate).
+    """
+    if not isinstance(text, str) or not _BILL_TIME.fullmatch(text):
+        raise ValueError(f"not a bill time: {text!r}")
+    return datetime.fromisoformat(text).replace(tzinfo=BEIJING)
 
 
 def yuan_decimal(text: str) -> Decimal:
@@ -89,6 +96,34 @@ def yuan_decimal(text: str) -> Decimal:
     return Decimal(text)
 
 
+def scaled_yuan(text: str, places: int) -> int:
+    """A bill's yuan string as an exact integer count of 10**-places yuan.
+
+    `scaled_yuan("0.52800", 5)` -> 52800, `("-0.18", 5)` -> -18000,
+    `("88", 5)` -> 8800000. The same strings as yuan_decimal, within
+    `places` decimals; ValueError otherwise. Integer arithmetic and string
+    checks only (no regex, no Decimal): a bill's rows are summed with it a
+    few million times a day.
+    """
+    if not isinstance(text, str):
+        raise ValueError(f"not a yuan amount: {text!r}")
+    whole, dot, fraction = text.partition(".")
+    negative = whole[:1] == "-"
+    if negative:
+        whole = whole[1:]
+    # isdigit() alone takes other scripts' digits; isascii() keeps to 0-9.
+    if not (whole.isascii() and whole.isdigit()) or len(whole) > 15 or (
+            dot and not (fraction.isascii() and fraction.isdigit() and len(fraction) <= 8)):
+        raise ValueError(f"not a yuan amount: {text!r}")
+    if len(fraction) > places:
+        fraction = fraction.rstrip("0")
+        if len(fraction) > places:
+            raise ValueError(f"more than {places} decimals: {text!r}")
+    scale: int = 10**places
+    value = int(whole) * scale + (int(fraction.ljust(places, "0")) if fraction else 0)
+    return -value if negative else value
+
+
 def yuan_to_fen(text: str) -> int:
     """`"0.03"` -> `3`, `"88.8"` -> `8880`; ValueError unless it is a whole number of fen."""
     fen = yuan_decimal(text).scaleb(2)
@@ -97,14 +132,24 @@ def yuan_to_fen(text: str) -> int:
     return int(fen)
 
 
+FEE_PLACES = 5  # §6.9: the fee column carries five decimals
+
+
+def round_fee_to_fen(value: int) -> int:
+    """A fee in 0.00001 yuan as whole fen, rounded half up on its absolute value, sign kept."""
+    per_fen: int = 10 ** (FEE_PLACES - 2)
+    fen = (abs(value) + per_fen // 2) // per_fen
+    return -fen if value < 0 else fen
+
+
 def fee_yuan_to_fen(text: str) -> int:
-    """A bill fee (five decimals) in whole fen, rounded half up on its absolute value.
+    """A bill fee (five decimals) in whole fen, rounded half up on its absolute value, signed as written.
 
     `"0.01000"` -> 1 exactly; `"0.00600"` (0.6 fen) -> 1; `"0.00400"` -> 0;
-    `"0.00500"` -> 1. The exact string stays in the line's `raw`.
+    `"0.00500"` -> 1; `"-0.18000"` (given back on a refund row) -> -18.
+    The exact string stays in the line's `raw`.
     """
-    fen = abs(yuan_decimal(text).scaleb(2))
-    return int(fen.quantize(Decimal(1), rounding=ROUND_HALF_UP))
+    return round_fee_to_fen(scaled_yuan(text, FEE_PLACES))
 
 
 def summary_decimal(text: str) -> Decimal:

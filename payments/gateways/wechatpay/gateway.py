@@ -10,10 +10,11 @@ not supported.
 """
 from __future__ import annotations
 
+import io
 import ipaddress
 import logging
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
@@ -31,6 +32,8 @@ from payments.exceptions import (
     GatewayRejected,
     GatewayUnavailable,
     InvalidNotification,
+    NoStatement,
+    NoStatementReason,
     ResponseNotVerified,
     StatementIntegrityError,
 )
@@ -46,17 +49,19 @@ from payments.gateways.base import (
     PaymentRequest,
     PayMethod,
     RawNotification,
+    RefundBillDay,
     RefundNotification,
     RefundReference,
     RefundRequest,
     RefundState,
     StatementFile,
     StatementLine,
+    StatementWindow,
     TradeReference,
     TradeState,
     TradeStatus,
 )
-from payments.gateways.wechatpay.client import ApiClient, path_segment
+from payments.gateways.wechatpay.client import ApiClient, DownloadRefused, path_segment
 from payments.gateways.wechatpay.formats import (
     OUT_REFUND_NO,
     OUT_TRADE_NO,
@@ -72,7 +77,7 @@ from payments.gateways.wechatpay.signing import (
     load_public_key,
     new_nonce,
 )
-from payments.gateways.wechatpay.statements import parse_trade_bill, unpack_bill
+from payments.gateways.wechatpay.statements import GZIP_MAGIC, check_bill, parse_trade_bill
 
 logger = logging.getLogger(__name__)
 
@@ -127,6 +132,9 @@ CODES_ORDER_PAID = frozenset({"ORDERPAID", "ORDER_PAID"})
 CODE_RESOURCE_NOT_EXISTS = "RESOURCE_NOT_EXISTS"
 CODES_NOT_ENOUGH = frozenset({"NOT_ENOUGH", "NOTENOUGH"})
 CODE_STATEMENT_CREATING = "STATEMENT_CREATING"
+CODE_NO_STATEMENT_EXIST = "NO_STATEMENT_EXIST"
+# A refused download link is replaced once by a new tradebill call (§6.8, §12.4).
+STATEMENT_LINK_ATTEMPTS = 2
 
 # §5.5: the status decides; the body is what the official samples send.
 ACK_BODY = '{"code":"SUCCESS","message":"成功"}'.encode()
@@ -165,6 +173,9 @@ class WechatPayGateway(Gateway):
         "content-type", "wechatpay-timestamp", "wechatpay-nonce", "wechatpay-signature", "wechatpay-serial",
         "wechatpay-signature-type", "request-id",
     })
+    # §6.9: a Beijing calendar day; 交易时间 of a refund row is when it was
+    # applied for, not when it succeeded.
+    statement_window = StatementWindow(refunds=RefundBillDay.REQUESTED)
     required_options = (
         "mchid",
         "appid",
@@ -491,22 +502,47 @@ class WechatPayGateway(Gateway):
     # -- statements -----------------------------------------------------------
 
     def fetch_statement(self, day: date) -> StatementFile:
-        """The ALL trade bill of `day`, gunzipped and SHA-1 checked (§6.8).
+        """The ALL trade bill of `day`, SHA-1 checked after gunzip and kept as downloaded (§6.8).
 
-        NO_STATEMENT_EXIST raises GatewayRejected(sub_code=
-        "NO_STATEMENT_EXIST") (normal on a day without trades, a discrepancy
-        on a day with some); STATEMENT_CREATING raises GatewayUnavailable
-        (try after 10:00 Beijing time). A file whose SHA-1 is not the
-        announced one raises StatementIntegrityError (a GatewayUnavailable:
-        ask for a new download_url) and is never returned.
+        STATEMENT_CREATING raises NoStatement(NOT_YET) (try after 10:00
+        Beijing time), NO_STATEMENT_EXIST NoStatement(NONE) (normal on a day
+        without trades, a discrepancy on a day with some; some clients saw
+        it with 404, so the code decides, §12.13). A link refused on download
+        (it lives 30 s to 5 min, §12.4) is replaced by a new tradebill call,
+        once. A file whose SHA-1 is not the announced one raises
+        StatementIntegrityError (a GatewayUnavailable: ask again) and is
+        never returned.
         """
         reference = f"bill {day.isoformat()}"
+        for attempt in range(1, STATEMENT_LINK_ATTEMPTS + 1):
+            hash_type, hash_value, url = self._tradebill(day, reference=reference)
+            try:
+                data = self._client.download(url, reference=reference)
+            except DownloadRefused:
+                if attempt == STATEMENT_LINK_ATTEMPTS:
+                    raise
+                logger.info("wechatpay bill for %s: the download link was refused; asking for a new one",
+                            day.isoformat())
+                continue
+            check_bill(io.BytesIO(data), hash_type=hash_type, hash_value=hash_value)
+            logger.info("wechatpay bill for %s downloaded (%d bytes)", day.isoformat(), len(data))
+            suffix = ".csv.gz" if data.startswith(GZIP_MAGIC) else ".csv"
+            return StatementFile(day=day, filename=f"wechatpay_tradebill_{day:%Y%m%d}_{BILL_TYPE}{suffix}",
+                                 content=data)
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _tradebill(self, day: date, *, reference: str) -> tuple[str, str, str]:
+        """(hash_type, hash_value, download_url) of the verified tradebill answer."""
         query = {"bill_date": day.isoformat(), "bill_type": BILL_TYPE, "tar_type": BILL_TAR_TYPE}
         try:
             answer = self._client.call("GET", PATH_TRADEBILL, query=query, reference=reference)
         except GatewayRejected as exc:
             if exc.sub_code == CODE_STATEMENT_CREATING:
-                raise GatewayUnavailable(f"GET {PATH_TRADEBILL}: {exc.sub_code}: the bill is not ready yet") from exc
+                raise NoStatement(f"GET {PATH_TRADEBILL}: {exc.sub_code}: the bill is not ready yet",
+                                  reason=NoStatementReason.NOT_YET) from exc
+            if exc.sub_code == CODE_NO_STATEMENT_EXIST:
+                raise NoStatement(f"GET {PATH_TRADEBILL}: {exc.sub_code}: no bill for {day.isoformat()}",
+                                  reason=NoStatementReason.NONE) from exc
             raise
         hash_type = answer.data.get("hash_type")
         hash_value = answer.data.get("hash_value")
@@ -515,18 +551,15 @@ class WechatPayGateway(Gateway):
             raise GatewayUnavailable(f"GET {PATH_TRADEBILL}: no download_url")
         if not isinstance(hash_type, str) or not isinstance(hash_value, str):
             raise StatementIntegrityError(f"GET {PATH_TRADEBILL}: no hash_type/hash_value")
-        # download_url lives 30 s to 5 min (§12.4): fetch it now.
-        data = self._client.download(url, reference=reference)
-        content = unpack_bill(data, hash_type=hash_type, hash_value=hash_value)
-        logger.info("wechatpay bill for %s downloaded (%d bytes)", day.isoformat(), len(content))
-        return StatementFile(day=day, filename=f"wechatpay_tradebill_{day:%Y%m%d}_{BILL_TYPE}.csv", content=content)
+        return hash_type, hash_value, url
 
-    def parse_statement(self, statement: StatementFile) -> list[StatementLine]:
-        """The bill's payment and refund lines (§6.9); StatementFormatError (a ValueError) when malformed.
+    def parse_statement(self, statement: StatementFile) -> Iterator[StatementLine]:
+        """The bill's payment and refund lines (§6.9), read as a stream; StatementFormatError when malformed.
 
         StatementTotalsMismatch when the summary row disagrees with the rows.
         """
-        return parse_trade_bill(statement.content, mchid=self.mchid)
+        with statement.open() as stream:
+            yield from parse_trade_bill(stream, mchid=self.mchid)
 
 
 # -- helpers ------------------------------------------------------------------

@@ -29,6 +29,8 @@ from payments.exceptions import (
     AmountMismatch,
     GatewayRejected,
     GatewayUnavailable,
+    NoStatement,
+    NoStatementReason,
     ResponseNotVerified,
     StatementIntegrityError,
 )
@@ -323,8 +325,8 @@ def refund_status_message(status: GatewayRefundStatus) -> str:
 def download_bill(client: ApiClient, *, day: date) -> bytes:
     """`downloadbill` for `day` (ALL, gzip): the uncompressed file (§6.9, the same as v3's).
 
-    "No Bill Exist" raises GatewayRejected(sub_code="NO_STATEMENT_EXIST"),
-    as the v3 adapter does; "Bill Creating" GatewayUnavailable; a body that
+    "No Bill Exist" raises NoStatement (NONE) and "Bill Creating" NoStatement
+    (NOT_YET), as the v3 adapter does for its codes; a body that
     does not gunzip StatementIntegrityError. v2 announces no hash: the
     file is protected by TLS and checked against its own summary row.
     """
@@ -337,9 +339,10 @@ def download_bill(client: ApiClient, *, day: date) -> bytes:
     if answer.get("return_code") != FAIL:
         raise ResponseNotVerified(f"POST {PATH_DOWNLOADBILL}: an XML answer that is not an error")
     if message == BILL_NOT_FOUND:
-        raise GatewayRejected(message, code=FAIL, sub_code=SUB_CODE_NO_STATEMENT)
+        raise NoStatement(f"POST {PATH_DOWNLOADBILL}: {message}", reason=NoStatementReason.NONE)
     if message == BILL_CREATING:
-        raise GatewayUnavailable(f"POST {PATH_DOWNLOADBILL}: {message}: the bill is not ready yet")
+        raise NoStatement(f"POST {PATH_DOWNLOADBILL}: {message}: the bill is not ready yet",
+                          reason=NoStatementReason.NOT_YET)
     raise GatewayRejected(message, code=FAIL, sub_code=answer.get("error_code", "")[:64])
 
 

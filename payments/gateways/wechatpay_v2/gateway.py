@@ -17,7 +17,7 @@ import ipaddress
 import json
 import logging
 import ssl
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date, datetime, timedelta
 from functools import cached_property
 from pathlib import Path
@@ -40,12 +40,14 @@ from payments.gateways.base import (
     PaymentRequest,
     PayMethod,
     RawNotification,
+    RefundBillDay,
     RefundNotification,
     RefundReference,
     RefundRequest,
     RefundState,
     StatementFile,
     StatementLine,
+    StatementWindow,
     TradeReference,
     TradeState,
 )
@@ -115,6 +117,9 @@ class WechatPayV2Gateway(Gateway):
         # its number, and the services retry a CLOSED refund under a new one.
         refund_number_reusable_after_failure=True,
     )
+    # §6.9: the same bill as v3: a Beijing calendar day; a refund row is
+    # dated when it was applied for.
+    statement_window = StatementWindow(refunds=RefundBillDay.REQUESTED)
     required_options = ("mchid", "appid", "api_key", "api_base")
 
     def __init__(
@@ -315,17 +320,18 @@ class WechatPayV2Gateway(Gateway):
     def fetch_statement(self, day: date) -> StatementFile:
         """`downloadbill` ALL for `day`, gunzipped (§10.3, §6.9).
 
-        "No Bill Exist" raises GatewayRejected(sub_code="NO_STATEMENT_EXIST"),
-        "Bill Creating" GatewayUnavailable, as the v3 adapter does.
+        "No Bill Exist" raises NoStatement (NONE), "Bill Creating" NoStatement
+        (NOT_YET), as the v3 adapter does.
         """
         content = endpoints.download_bill(self._client, day=day)
         logger.info("wechatpay v2 bill for %s downloaded (%d bytes)", day.isoformat(), len(content))
         return StatementFile(day=day, filename=f"wechatpay_tradebill_{day:%Y%m%d}_{endpoints.BILL_TYPE}.csv",
                              content=content)  # fmt: skip
 
-    def parse_statement(self, statement: StatementFile) -> list[StatementLine]:
+    def parse_statement(self, statement: StatementFile) -> Iterator[StatementLine]:
         """The bill's payment and refund lines: the v3 parser, the file being the same (§6.9)."""
-        return parse_trade_bill(statement.content, mchid=self.mchid)
+        with statement.open() as stream:
+            yield from parse_trade_bill(stream, mchid=self.mchid)
 
 
 # -- helpers ------------------------------------------------------------------

@@ -12,7 +12,8 @@ from datetime import date, datetime
 import pytest
 
 from payments.exceptions import (
-    GatewayRejected,
+    NoStatement,
+    NoStatementReason,
     ResponseNotVerified,
     StatementFormatError,
     StatementTotalsMismatch,
@@ -73,7 +74,7 @@ GOOD = settlement_zip([PAYMENT, REFUND], report(2, "3768.00", "22.61", "3745.39"
 
 
 def test_the_zm_lines_become_statement_lines_with_fees(unionpay_gateway):
-    payment, refund = unionpay_gateway.parse_statement(statement(GOOD))
+    payment, refund = list(unionpay_gateway.parse_statement(statement(GOOD)))
 
     assert (payment.kind, payment.out_trade_no, payment.gateway_trade_no) == (
         StatementLineKind.PAYMENT, "2024043012345678P01", "782404301000050674028")
@@ -83,7 +84,7 @@ def test_the_zm_lines_become_statement_lines_with_fees(unionpay_gateway):
         StatementLineKind.REFUND, "2024043012345678R01", "782404301500000000001")
     # The file names the refunded payment only by its queryId.
     assert (refund.out_trade_no, refund.gateway_trade_no) == ("", "782404301000050674028")
-    assert (refund.amount_minor, refund.fee_minor) == (100000, 600)
+    assert (refund.amount_minor, refund.fee_minor) == (100000, -600)
     assert payment.raw["merCharge"] == "D000000002861"
 
 
@@ -91,14 +92,14 @@ def test_lines_off_the_reports_totals_are_refused(unionpay_gateway):
     for totals in [(3, "3768.00", "22.61", "3745.39"), (2, "3768.01", "22.61", "3745.39"),
                    (2, "3768.00", "22.62", "3745.39"), (2, "3768.00", "22.61", "3745.40")]:
         with pytest.raises(StatementTotalsMismatch):
-            unionpay_gateway.parse_statement(statement(settlement_zip([PAYMENT, REFUND], report(*totals))))
+            list(unionpay_gateway.parse_statement(statement(settlement_zip([PAYMENT, REFUND], report(*totals)))))
 
 
 def test_a_field_cut_by_bytes_survives_chinese_text_before_it(unionpay_gateway):
     """Cut by GBK bytes: a sub-merchant name in Chinese does not shift what follows it."""
     line = zm_line(order_id="2024043012345678P02", query_id="782404301000050674029", amount=100, fee="D000000000001",
                    settle="C000000000099", abbr="杭州茶叶店")
-    (parsed,) = unionpay_gateway.parse_statement(statement(settlement_zip([line], report(1, "1.00", "0.01", "0.99"))))
+    (parsed,) = list(unionpay_gateway.parse_statement(statement(settlement_zip([line], report(1, "1.00", "0.01", "0.99")))))
     assert parsed.raw["subMerAbbr"] == "杭州茶叶店"
     assert parsed.amount_minor == 100
 
@@ -109,8 +110,8 @@ def test_a_transaction_just_after_23_00_of_the_day_before_belongs_to_the_day(uni
     line = zm_line(order_id="2023123112345678P01", query_id="782312312330000000001", amount=100, fee="D000000000001",
                    settle="C000000000099", txn_time="1231233000")
     content = settlement_zip([line], report(1, "1.00", "0.01", "0.99"))
-    (parsed,) = unionpay_gateway.parse_statement(StatementFile(day=date(2024, 1, 1), filename="x.zip",
-                                                               content=content))
+    (parsed,) = list(unionpay_gateway.parse_statement(StatementFile(day=date(2024, 1, 1), filename="x.zip",
+                                                               content=content)))
     assert parsed.occurred_at == datetime(2023, 12, 31, 23, 30, tzinfo=BEIJING)
 
 
@@ -131,7 +132,7 @@ def test_a_transaction_just_after_23_00_of_the_day_before_belongs_to_the_day(uni
 ])
 def test_files_that_are_not_as_b11_says_are_refused(unionpay_gateway, content, message):
     with pytest.raises(StatementFormatError, match=message):
-        unionpay_gateway.parse_statement(statement(content))
+        list(unionpay_gateway.parse_statement(statement(content)))
 
 
 # -- the file transfer -------------------------------------------------------------
@@ -158,14 +159,14 @@ def test_the_file_is_fetched_for_its_settle_date_and_unpacked(unionpay_gateway, 
         "txnType": "76", "txnSubType": "01", "bizType": "000000", "fileType": "00", "settleDate": "0430",
         "channelType": "07"}
     assert (fetched.day, fetched.filename, fetched.content) == (DAY, f"{MER_ID}_20240430.zip", GOOD)
-    assert len(unionpay_gateway.parse_statement(fetched)) == 2
+    assert len(list(unionpay_gateway.parse_statement(fetched))) == 2
 
 
 def test_no_file_for_the_day_is_a_clear_refusal(unionpay_gateway, unionpay_api):
     unionpay_api.answer(FILE_TRANSFER_URL, lambda fields: unionpay_api.signer.sign(file_answer(fields, code="98")))
-    with pytest.raises(GatewayRejected) as refused:
+    with pytest.raises(NoStatement) as refused:
         unionpay_gateway.fetch_statement(DAY)
-    assert (refused.value.code, refused.value.sub_code) == ("98", "98")
+    assert refused.value.reason == NoStatementReason.EITHER and "respCode 98" in str(refused.value)
 
 
 def test_file_content_that_does_not_unpack_is_refused(unionpay_gateway, unionpay_api):

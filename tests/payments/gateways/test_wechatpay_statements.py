@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import io
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
@@ -15,7 +16,7 @@ import pytest
 import requests
 import responses
 
-from payments.exceptions import GatewayRejected, GatewayUnavailable, ResponseNotVerified
+from payments.exceptions import GatewayUnavailable, NoStatement, NoStatementReason, ResponseNotVerified
 from payments.gateways.base import StatementFile, StatementLine, StatementLineKind
 from payments.gateways.wechatpay import StatementFormatError, StatementIntegrityError, StatementTotalsMismatch
 from payments.gateways.wechatpay.formats import (
@@ -26,7 +27,7 @@ from payments.gateways.wechatpay.formats import (
     parse_rfc3339,
     yuan_to_fen,
 )
-from payments.gateways.wechatpay.statements import unpack_bill
+from payments.gateways.wechatpay.statements import check_bill
 from tests.payments.gateways.fixtures.wechatpay import stub
 
 BEIJING = timezone(timedelta(hours=8))
@@ -92,7 +93,7 @@ EXPECTED = [
                   gateway_trade_no="4200002903202511211234567892", amount_minor=1000, fee_minor=5,
                   occurred_at=datetime(2025, 11, 21, 23, 59, 59, tzinfo=BEIJING), status="SUCCESS", raw=PAYMENT_3),
     StatementLine(kind=StatementLineKind.REFUND, out_trade_no="SO20251120000077P01",
-                  gateway_trade_no="4200002903202511201234567000", amount_minor=3000, fee_minor=18,
+                  gateway_trade_no="4200002903202511201234567000", amount_minor=3000, fee_minor=-18,
                   out_refund_no="SO20251120000077R01", gateway_refund_id="50300905362025112112345678901",
                   occurred_at=datetime(2025, 11, 21, 12, 0, tzinfo=BEIJING), status="SUCCESS", raw=REFUND_1),
 ]
@@ -128,11 +129,13 @@ def serve_bill(wechat, content: bytes, *, hash_value: str | None = None, hash_ty
                     else gzip.compress(content), content_type="application/octet-stream")
 
 
-def test_the_bill_is_downloaded_gunzipped_and_hash_checked(wechat, gateway):
+def test_the_bill_is_hash_checked_after_gunzip_and_kept_as_downloaded(wechat, gateway):
     content = bill()
-    serve_bill(wechat, content)
-    assert gateway.fetch_statement(DAY) == StatementFile(
-        day=DAY, filename="wechatpay_tradebill_20251121_ALL.csv", content=content)
+    compressed = gzip.compress(content)
+    serve_bill(wechat, content, compressed=compressed)
+    fetched = gateway.fetch_statement(DAY)
+    assert fetched == StatementFile(day=DAY, filename="wechatpay_tradebill_20251121_ALL.csv.gz", content=compressed)
+    assert list(gateway.parse_statement(fetched)) == EXPECTED
     tradebill, download = wechat.requests
     assert tradebill.path_url == "/wechatpay/v3/bill/tradebill?bill_date=2025-11-21&bill_type=ALL&tar_type=GZIP"
     assert stub.merchant_signature_verifies(tradebill)
@@ -182,17 +185,18 @@ def test_an_unknown_hash_type_is_refused(wechat, gateway):
 
 
 @pytest.mark.parametrize("status", [400, 404])
-def test_no_bill_for_the_day_is_rejected_with_its_code(wechat, gateway, status):
+def test_no_bill_for_the_day_is_the_normalised_no_statement(wechat, gateway, status):
     wechat.error("GET", TRADEBILL, status, "NO_STATEMENT_EXIST", "账单不存在")
-    with pytest.raises(GatewayRejected) as caught:
+    with pytest.raises(NoStatement) as caught:
         gateway.fetch_statement(DAY)
-    assert caught.value.sub_code == "NO_STATEMENT_EXIST"
+    assert caught.value.reason == NoStatementReason.NONE
 
 
-def test_a_bill_being_generated_is_retried_later(wechat, gateway):
+def test_a_bill_being_generated_is_not_there_yet(wechat, gateway):
     wechat.error("GET", TRADEBILL, 400, "STATEMENT_CREATING", "账单生成中")
-    with pytest.raises(GatewayUnavailable, match="STATEMENT_CREATING"):
+    with pytest.raises(NoStatement, match="STATEMENT_CREATING") as caught:
         gateway.fetch_statement(DAY)
+    assert caught.value.reason == NoStatementReason.NOT_YET
 
 
 def test_an_unverified_tradebill_answer_is_not_downloaded(wechat, gateway):
@@ -216,17 +220,35 @@ def test_tradebill_outcome_unknown(wechat, gateway, arrange):
         gateway.fetch_statement(DAY)
 
 
-def test_a_download_that_times_out_or_expired_is_retried(wechat, gateway):
+def test_a_download_that_times_out_is_unavailable(wechat, gateway):
     content = bill()
     wechat.reply("GET", TRADEBILL, {"hash_type": "SHA1", "hash_value": hashlib.sha1(content).hexdigest(),
                                     "download_url": DOWNLOAD_URL})
     wechat.mock.add("GET", DOWNLOAD_URL.split("?")[0], body=requests.exceptions.ReadTimeout())
+    with pytest.raises(GatewayUnavailable, match="timed out"):
+        gateway.fetch_statement(DAY)
+
+
+def test_an_expired_link_is_replaced_by_a_new_tradebill_call(wechat, gateway):
+    content = bill()
     wechat.reply("GET", TRADEBILL, {"hash_type": "SHA1", "hash_value": hashlib.sha1(content).hexdigest(),
                                     "download_url": DOWNLOAD_URL})
     wechat.mock.add("GET", DOWNLOAD_URL.split("?")[0], status=400,
                     body=b'{"code":"INVALID_REQUEST","message":"token expired"}')
-    with pytest.raises(GatewayUnavailable, match="timed out"):
-        gateway.fetch_statement(DAY)
+    serve_bill(wechat, content)
+    assert list(gateway.parse_statement(gateway.fetch_statement(DAY))) == EXPECTED
+    assert [request.path_url.split("?")[0] for request in wechat.requests] == [
+        "/wechatpay/v3/bill/tradebill", "/v3/billdownload/file", "/wechatpay/v3/bill/tradebill",
+        "/v3/billdownload/file"]
+
+
+def test_links_that_keep_expiring_leave_the_outcome_unknown(wechat, gateway):
+    content = bill()
+    for _ in range(2):
+        wechat.reply("GET", TRADEBILL, {"hash_type": "SHA1", "hash_value": hashlib.sha1(content).hexdigest(),
+                                        "download_url": DOWNLOAD_URL})
+        wechat.mock.add("GET", DOWNLOAD_URL.split("?")[0], status=400,
+                        body=b'{"code":"INVALID_REQUEST","message":"token expired"}')
     with pytest.raises(GatewayUnavailable, match="token expired"):
         gateway.fetch_statement(DAY)
 
@@ -240,18 +262,41 @@ def test_a_tradebill_answer_without_download_url(wechat, gateway):
 def test_an_uncompressed_body_is_judged_by_its_hash():
     """requests inflates `Content-Encoding: gzip` itself; the hash decides either way."""
     content = bill()
-    assert unpack_bill(content, hash_type="SHA1", hash_value=hashlib.sha1(content).hexdigest()) == content
+    check_bill(io.BytesIO(content), hash_type="SHA1", hash_value=hashlib.sha1(content).hexdigest())
+    check_bill(io.BytesIO(gzip.compress(content)), hash_type="SHA1", hash_value=hashlib.sha1(content).hexdigest())
     with pytest.raises(StatementIntegrityError):
-        unpack_bill(content, hash_type="SHA1", hash_value="f" * 40)
+        check_bill(io.BytesIO(content), hash_type="SHA1", hash_value="f" * 40)
     with pytest.raises(StatementIntegrityError, match="40 hex"):
-        unpack_bill(content, hash_type="SHA1", hash_value="")
+        check_bill(io.BytesIO(content), hash_type="SHA1", hash_value="")
 
 
 # -- parse_statement (§6.9) ---------------------------------------------------------
 
 
 def test_a_realistic_bill_parses_to_typed_lines(gateway):
-    assert gateway.parse_statement(statement(bill())) == EXPECTED
+    assert list(gateway.parse_statement(statement(bill()))) == EXPECTED
+
+
+def test_a_gzipped_bill_parses_the_same(gateway):
+    assert list(gateway.parse_statement(statement(gzip.compress(bill())))) == EXPECTED
+
+
+def test_a_summary_that_disagrees_is_raised_after_the_last_line(gateway):
+    lines = gateway.parse_statement(statement(bill(summary={**SUMMARY, "订单总金额": "96.01"})))
+    assert [next(lines) for _ in EXPECTED] == EXPECTED
+    with pytest.raises(StatementTotalsMismatch, match="订单总金额"):
+        next(lines)
+
+
+def test_a_truncated_gzip_does_not_parse(gateway):
+    with pytest.raises(StatementFormatError, match="gunzip"):
+        list(gateway.parse_statement(statement(gzip.compress(bill())[:-40])))
+
+
+def test_the_statement_window_lists_refunds_on_the_day_applied_for(gateway):
+    window = gateway.statement_window
+    assert window.refunds == "requested"
+    assert window.bounds(DAY) == (datetime(2025, 11, 20, 16, tzinfo=UTC), datetime(2025, 11, 21, 16, tzinfo=UTC))
 
 
 def test_commas_inside_a_product_name_survive():
@@ -259,17 +304,17 @@ def test_commas_inside_a_product_name_survive():
 
 
 def test_lf_without_bom_parses_the_same(gateway):
-    assert gateway.parse_statement(statement(bill(bom=False, newline="\n"))) == EXPECTED
+    assert list(gateway.parse_statement(statement(bill(bom=False, newline="\n")))) == EXPECTED
 
 
 def test_the_exact_fee_stays_in_raw(gateway):
     lines = gateway.parse_statement(statement(bill()))
     assert [(line.fee_minor, line.raw["手续费"]) for line in lines] == [
-        (53, "0.52800"), (1, "0.00600"), (5, "0.04800"), (18, "-0.18000")]
+        (53, "0.52800"), (1, "0.00600"), (5, "0.04800"), (-18, "-0.18000")]
 
 
 def test_payment_amounts_are_the_order_amount_and_settlement_stays_in_raw(gateway):
-    coupon = gateway.parse_statement(statement(bill()))[2]
+    coupon = list(gateway.parse_statement(statement(bill())))[2]
     assert (coupon.amount_minor, coupon.raw["应结订单金额"], coupon.raw["代金券金额"]) == (1000, "8.00", "2.00")
 
 
@@ -300,7 +345,7 @@ def test_a_refund_bill_of_29_columns():
 
 def test_an_empty_day_parses_to_no_lines(gateway):
     content = bill((), {name: "0" for name in SUMMARY_COLUMNS})
-    assert gateway.parse_statement(statement(content)) == []
+    assert list(gateway.parse_statement(statement(content))) == []
 
 
 @pytest.mark.parametrize(
@@ -316,12 +361,12 @@ def test_an_empty_day_parses_to_no_lines(gateway):
 )
 def test_a_summary_that_disagrees_with_the_rows_is_an_error(gateway, summary):
     with pytest.raises(StatementTotalsMismatch):
-        gateway.parse_statement(statement(bill(summary=summary)))
+        list(gateway.parse_statement(statement(bill(summary=summary))))
 
 
 def test_a_fee_total_written_to_the_fen_is_accepted(gateway):
     """[unconfirmed] 0.40200 in five-decimal fees may be written 0.40 in the summary."""
-    assert gateway.parse_statement(statement(bill(summary={**SUMMARY, "手续费总金额": "0.40"}))) == EXPECTED
+    assert list(gateway.parse_statement(statement(bill(summary={**SUMMARY, "手续费总金额": "0.40"})))) == EXPECTED
 
 
 @pytest.mark.parametrize(
@@ -344,7 +389,7 @@ def test_a_fee_total_written_to_the_fen_is_accepted(gateway):
 )
 def test_malformed_bills_are_format_errors(gateway, content, match):
     with pytest.raises(StatementFormatError, match=match):
-        gateway.parse_statement(statement(content))
+        list(gateway.parse_statement(statement(content)))
 
 
 def test_format_errors_are_value_errors():
@@ -368,7 +413,7 @@ def test_yuan_that_is_not_whole_fen_is_refused(text):
 
 
 @pytest.mark.parametrize(("text", "fen"), [("0.01000", 1), ("0.00600", 1), ("0.00500", 1), ("0.00499", 0),
-                                           ("0.00400", 0), ("-0.18000", 18), ("0.52800", 53), ("0.00000", 0)])
+                                           ("0.00400", 0), ("-0.18000", -18), ("0.52800", 53), ("0.00000", 0)])
 def test_fees_round_half_up_to_whole_fen(text, fen):
     assert fee_yuan_to_fen(text) == fen
 

@@ -21,6 +21,8 @@ from payments.exceptions import (
     GatewayRejected,
     GatewayUnavailable,
     InvalidNotification,
+    NoStatement,
+    NoStatementReason,
     ResponseNotVerified,
 )
 from payments.gateways.base import (
@@ -513,7 +515,7 @@ def test_the_bill_downloads_and_parses_with_the_v3_parser(wechat, gateway, compr
     assert statement.content == BILL
     sent = wechat.sent()
     assert (sent["bill_date"], sent["bill_type"], sent["tar_type"]) == ("20251121", "ALL", "GZIP")
-    (line,) = gateway.parse_statement(statement)
+    (line,) = list(gateway.parse_statement(statement))
     assert (line.kind, line.out_trade_no, line.amount_minor, line.fee_minor) == (
         StatementLineKind.PAYMENT, stub.OUT_TRADE_NO, 8800, 53)
 
@@ -522,12 +524,13 @@ def test_no_bill_is_the_same_refusal_as_v3s_and_not_ready_is_asked_again(wechat,
     day = datetime(2025, 11, 21, tzinfo=UTC).date()
     wechat.reply(DOWNLOADBILL, {"return_code": "FAIL", "return_msg": "No Bill Exist", "error_code": "20002"},
                  sign=False)
-    with pytest.raises(GatewayRejected) as refused:
+    with pytest.raises(NoStatement) as refused:
         gateway.fetch_statement(day)
-    assert refused.value.sub_code == "NO_STATEMENT_EXIST"
+    assert refused.value.reason == NoStatementReason.NONE
     wechat.reply(DOWNLOADBILL, {"return_code": "FAIL", "return_msg": "Bill Creating"}, sign=False)
-    with pytest.raises(GatewayUnavailable, match="not ready"):
+    with pytest.raises(NoStatement, match="not ready") as not_ready:
         gateway.fetch_statement(day)
+    assert not_ready.value.reason == NoStatementReason.NOT_YET
 
 
 def test_a_bill_that_does_not_add_up_is_refused_by_the_parser(gateway):
@@ -535,7 +538,7 @@ def test_a_bill_that_does_not_add_up_is_refused_by_the_parser(gateway):
 
     broken = BILL.replace(b"`1,`88.00,", b"`1,`99.00,")
     with pytest.raises(StatementTotalsMismatch):
-        gateway.parse_statement(StatementFile(day=datetime(2025, 11, 21).date(), filename="b.csv", content=broken))
+        list(gateway.parse_statement(StatementFile(day=datetime(2025, 11, 21).date(), filename="b.csv", content=broken)))
 
 
 # -- the payment notification (§10.4) --------------------------------------------------
