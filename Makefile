@@ -23,6 +23,12 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 var:
 	mkdir -p var
 
+# Test-only JavaScript (axe-core for the accessibility checks), pinned by
+# package-lock.json, reinstalled when it changes.
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --ignore-scripts
+	touch $@
+
 run: $(VENV)/.installed var
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_setup
@@ -32,6 +38,7 @@ run: $(VENV)/.installed var
 test: lint var
 	scripts/ensure-services.sh
 	scripts/ensure-debian-packages.sh
+	$(MAKE) node_modules/.installed
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 	$(if $(PYTEST_ARGS),,DATABASE_URL=sqlite:///$(CURDIR)/var/test-sqlite.sqlite3 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not e2e and not browser" $(SQLITE_TESTS))
 
@@ -51,7 +58,7 @@ lint: $(VENV)/.installed
 # Extract marked strings into both catalogues and compile them; translate
 # the new Chinese entries in locale/zh_Hans/LC_MESSAGES/django.po.
 messages: $(VENV)/.installed
-	$(PY) manage.py makemessages -l zh_Hans -l en --no-obsolete --ignore=.venv --ignore=tests --ignore=var --ignore=sandbox
+	$(PY) manage.py makemessages -l zh_Hans -l en --no-obsolete --ignore=.venv --ignore=tests --ignore=var --ignore=sandbox --ignore=node_modules
 	$(PY) manage.py compilemessages --ignore=.venv
 
 clean-venv:

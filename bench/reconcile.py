@@ -179,9 +179,11 @@ def generate_local(gateway: str, day: date, lines: int, shopper_id: int) -> None
     with connection.cursor() as cursor:
         cursor.execute(f"""
             INSERT INTO orders_order (order_no, shopper_id, status, total_minor, currency, consignee_name,
-                                      consignee_phone, consignee_address, created_at, updated_at, expires_at, paid_at)
+                                      consignee_phone, consignee_address, address_province, address_city,
+                                      address_district, address_street, address_postal_code, language,
+                                      shipping_carrier, tracking_number, created_at, updated_at, expires_at, paid_at)
             SELECT %s || lpad(g::text, 9, '0'), %s, 'paid', 100 + (g::bigint * 7919) %% 99901, 'CNY', 'Bench',
-                   '13800138000', 'Bench road', t, t, t + interval '30 minutes', t
+                   '13800138000', 'Bench road', '', '', '', '', '', '', '', '', t, t, t + interval '30 minutes', t
               FROM (SELECT g, %s::timestamptz + ((g - 1) * {SPREAD_SECONDS}.0 / %s) * interval '1 second' AS t
                       FROM generate_series(1, %s) g) s
         """, [prefix, shopper_id, start, lines, lines])

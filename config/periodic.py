@@ -82,6 +82,10 @@ PERIODIC_JOBS: tuple[PeriodicJob, ...] = (
     # Every minute: close orders unpaid past ORDER_PAYMENT_TIMEOUT_MINUTES:
     # their attempts at the gateway first, then the order, releasing stock.
     PeriodicJob("orders-close-expired", "orders.tasks.orders_close_expired_task", EVERY_MINUTE, expires=55),
+    # Every hour: complete orders shipped ORDER_AUTO_COMPLETE_DAYS ago whose
+    # shopper never confirmed receipt (set-based; orders/services/completion.py).
+    PeriodicJob("orders-complete-delivered", "orders.tasks.orders_complete_delivered_task",
+                schedule(timedelta(hours=1)), expires=3500),
     # Every minute: poll refunds the gateway is still processing, each with
     # its own exponential backoff (REFUND_POLL_*); give up loudly at the end.
     PeriodicJob("refunds-poll-processing", "refunds.tasks.refunds_poll_processing_task", EVERY_MINUTE,

@@ -7,7 +7,8 @@
     │   ├── UnknownSku
     │   ├── InvalidQuantity
     │   └── InsufficientStock
-    └── CheckoutAlreadyPlaced    the same checkout form came twice; the first order stands
+    ├── CheckoutAlreadyPlaced    the same checkout form came twice; the first order stands
+    └── ShippingDetailsMissing   shipping without a known carrier or a tracking number
 """
 from django.utils.translation import gettext_lazy as _
 
@@ -65,3 +66,7 @@ class CheckoutAlreadyPlaced(OrderError):
     def __init__(self, order_no: str) -> None:
         super().__init__(f"checkout already placed as order {order_no}")
         self.order_no = order_no
+
+
+class ShippingDetailsMissing(OrderError):
+    user_message = _("Choose the carrier and enter the tracking number.")

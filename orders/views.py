@@ -1,18 +1,43 @@
 import uuid
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.translation import get_language
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
 
-from orders.exceptions import CheckoutAlreadyPlaced, CheckoutError
+from orders.exceptions import CheckoutAlreadyPlaced, CheckoutError, EmptyCart, InvalidOrderTransition
 from orders.forms import CheckoutForm
-from orders.models import Order
-from orders.services import Consignee, order_place
+from orders.models import REASON_RECEIPT_CONFIRMED, Order
+from orders.services import Consignee, order_complete, order_place
+from shop.actors import Actor
 from shop.cart import Cart
+
+ADDRESS_FIELDS = ("consignee_name", "consignee_phone", "address_province", "address_city", "address_district",
+                  "address_street", "address_postal_code")
+
+
+def _last_address(user) -> dict[str, str]:
+    """The structured address of the shopper's last order, to fill the form with."""
+    last = user.orders.exclude(address_street="").order_by("-created_at").first()
+    if last is None:
+        return {}
+    return {name: getattr(last, name) for name in ADDRESS_FIELDS}
+
+
+def _consignee(data: dict) -> Consignee:
+    return Consignee(name=data["consignee_name"], phone=data["consignee_phone"],
+                     province=data["address_province"], city=data["address_city"],
+                     district=data["address_district"], street=data["address_street"],
+                     postal_code=data["address_postal_code"])
 
 
 @login_required
 def checkout(request):
     cart = Cart(request.session)
+    lines = cart.lines()
     if request.method == "POST":
         form = CheckoutForm(request.POST)
         if form.is_valid():
@@ -21,17 +46,17 @@ def checkout(request):
                 order = order_place(
                     shopper=request.user,
                     items=cart.items(),
-                    consignee=Consignee(
-                        name=data["consignee_name"],
-                        phone=data["consignee_phone"],
-                        address=data["consignee_address"],
-                    ),
+                    consignee=_consignee(data),
                     checkout_token=data["checkout_token"],
+                    language=get_language() or "",
                 )
             except CheckoutAlreadyPlaced as exc:
                 # The same form came twice (double click, reload): the first
                 # order stands, and the shopper continues paying it.
                 return redirect("payments:cashier", order_no=exc.order_no)
+            except EmptyCart as exc:
+                messages.info(request, exc.user_message)
+                return redirect("shop:cart")
             except CheckoutError as exc:
                 form.add_error(None, exc.user_message)
             else:
@@ -39,17 +64,16 @@ def checkout(request):
                 return redirect("payments:cashier", order_no=order.order_no)
         status = 400
     else:
-        last = request.user.orders.order_by("-created_at").first()
-        initial = {"checkout_token": uuid.uuid4()}
-        if last is not None:
-            initial.update(
-                consignee_name=last.consignee_name,
-                consignee_phone=last.consignee_phone,
-                consignee_address=last.consignee_address,
-            )
-        form = CheckoutForm(initial=initial)
+        # The form is for a cart that can be ordered: an empty one, or one
+        # with a line over the stock, goes back to the cart, which says why.
+        if not lines:
+            messages.info(request, _("Your cart is empty."))
+            return redirect("shop:cart")
+        if cart.line_problems(lines):
+            messages.error(request, _("Some lines of your cart cannot be ordered as they are."))
+            return redirect("shop:cart")
+        form = CheckoutForm(initial={"checkout_token": uuid.uuid4(), **_last_address(request.user)})
         status = 200
-    lines = cart.lines()
     return render(
         request,
         "orders/checkout.html",
@@ -64,6 +88,10 @@ def _shopper_order(request, order_no: str) -> Order:
     return get_object_or_404(Order, order_no=order_no, shopper=request.user)
 
 
+def _staff_may_view(user) -> bool:
+    return user.is_active and user.is_staff and user.has_perm("orders.view_order")
+
+
 @login_required
 def order_list(request):
     orders = request.user.orders.prefetch_related("lines")
@@ -72,9 +100,27 @@ def order_list(request):
 
 @login_required
 def order_detail(request, order_no: str):
-    order = _shopper_order(request, order_no)
+    """The shopper's order page; staff who may view orders see it read-only ("View on site")."""
+    order = Order.objects.filter(order_no=order_no).select_related("shopper").first()
+    is_shopper = order is not None and order.shopper_id == request.user.pk
+    if order is None or not (is_shopper or _staff_may_view(request.user)):
+        raise Http404(order_no)
     return render(
         request,
         "orders/order_detail.html",
-        {"order": order, "lines": order.lines.all(), "events": order.events.all()},
+        {"order": order, "lines": order.lines.all(), "events": order.events.all(), "is_shopper": is_shopper},
     )
+
+
+@login_required
+@require_POST
+def order_confirm_receipt(request, order_no: str):
+    """The shopper says the goods arrived: shipped → completed."""
+    order = _shopper_order(request, order_no)
+    try:
+        order_complete(order_id=order.pk, actor=Actor.shopper(request.user), reason=REASON_RECEIPT_CONFIRMED)
+    except InvalidOrderTransition as exc:
+        messages.error(request, exc.user_message)
+    else:
+        messages.success(request, _("Thank you: the order is complete."))
+    return redirect(order.get_absolute_url())

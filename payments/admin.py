@@ -1,12 +1,35 @@
 from django.contrib import admin, messages
+from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
+from orders.admin import ReadOnlyInline, order_admin_inline_register
 from payments.exceptions import AmountMismatch, GatewayError
 from payments.models import GatewayNotification, Payment, PaymentEvent
 from payments.services import notification_process, payment_sync
 from shop.actors import Actor
 from shop.admin_actions import ShopModelAdmin
+from shop.admin_display import yuan_column
+
+
+class OrderPaymentInline(ReadOnlyInline):
+    """The order's payment attempts on its admin page, each linking to its own."""
+
+    model = Payment
+    verbose_name_plural = _("payment attempts")
+    fields = ("attempt", "gateway", "method", "amount", "status", "refund_required", "paid_at", "created_at")
+    readonly_fields = fields
+    ordering = ("attempt_no",)
+
+    amount = yuan_column("amount_minor", _("amount"))
+
+    @admin.display(description=_("merchant trade number"))
+    def attempt(self, payment: Payment) -> str:
+        return format_html('<a href="{}">{}</a>', reverse("admin:payments_payment_change", args=[payment.pk]),
+                           payment.out_trade_no)
+
+
+order_admin_inline_register(OrderPaymentInline)
 
 
 class PaymentEventInline(admin.TabularInline):
@@ -23,7 +46,7 @@ class PaymentEventInline(admin.TabularInline):
 
 @admin.register(Payment)
 class PaymentAdmin(ShopModelAdmin):
-    list_display = ("out_trade_no", "order", "gateway", "method", "amount_minor", "status",
+    list_display = ("out_trade_no", "order", "gateway", "method", "amount", "status",
                     "refund_required", "paid_at", "created_at")
     list_filter = ("status", "gateway", "method", "refund_required", "created_at")
     search_fields = ("out_trade_no", "order__order_no", "gateway_trade_no")
@@ -31,8 +54,12 @@ class PaymentAdmin(ShopModelAdmin):
     list_select_related = ("order",)
     inlines = [PaymentEventInline]
     actions = ["query_gateway"]
-    # Money and status change only through services.
-    readonly_fields = [field.name for field in Payment._meta.fields]
+    # Money and status change only through services; money shows in yuan.
+    readonly_fields = ["amount" if field.name == "amount_minor" else field.name for field in Payment._meta.fields]
+    # Every field read-only and listed, so no form field for the raw fen appears.
+    fields = tuple(readonly_fields)
+
+    amount = yuan_column("amount_minor", _("amount"))
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -54,7 +81,7 @@ class PaymentAdmin(ShopModelAdmin):
 
 @admin.register(GatewayNotification)
 class GatewayNotificationAdmin(ShopModelAdmin):
-    list_display = ("pk", "received_at", "gateway", "kind", "out_trade_no", "verified", "outcome",
+    list_display = ("id", "received_at", "gateway", "kind", "out_trade_no", "verified", "outcome",
                     "process_count")
     list_filter = ("gateway", "kind", "outcome", "verified", "received_at")
     search_fields = ("out_trade_no", "dedupe_key", "payment__order__order_no")

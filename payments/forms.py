@@ -1,70 +1,44 @@
 from django import forms
 from django.utils.translation import gettext_lazy as _
 
-from payments.gateways.base import Gateway, PayMethod
-
-# How the shopper wants to pay; the device picks the redirect flavour.
-REDIRECT = "redirect"
-QR = "qr"
-DESKTOP = "desktop"
-MOBILE = "mobile"
-
-MOBILE_MARKERS = ("mobile", "android", "iphone", "ipad", "ipod", "harmonyos", "micromessenger")
-
-
-def device_from_user_agent(user_agent: str) -> str:
-    lowered = user_agent.lower()
-    return MOBILE if any(marker in lowered for marker in MOBILE_MARKERS) else DESKTOP
-
-
-def choice_label(gateway: Gateway, way: str) -> str:
-    if way == QR:
-        return _("%(gateway)s: scan a QR code") % {"gateway": gateway.display_name}
-    return _("%(gateway)s: pay on the %(gateway)s page") % {"gateway": gateway.display_name}
+from payments.cashier import DESKTOP, DEVICES, MOBILE, PayOption, pay_options
+from payments.gateways.base import Gateway
 
 
 class CashierForm(forms.Form):
-    choice = forms.ChoiceField(label=_("Payment method"), widget=forms.RadioSelect)
-    device = forms.ChoiceField(
-        label=_("I am paying on"),
-        choices=[(DESKTOP, _("a computer")), (MOBILE, _("a phone"))],
-        widget=forms.RadioSelect,
-    )
+    """One of the ways to pay offered on the shopper's device (payments.cashier)."""
 
-    def __init__(self, *args, gateways: list[Gateway], **kwargs) -> None:
+    choice = forms.ChoiceField(
+        label=_("Payment method"), widget=forms.RadioSelect,
+        error_messages={"invalid_choice": _("This way to pay is not offered on this device; choose another.")},
+    )
+    # The device the options were offered for, so the post is checked
+    # against the same list the shopper saw.
+    device = forms.ChoiceField(choices=[(DESKTOP, DESKTOP), (MOBILE, MOBILE)], widget=forms.HiddenInput)
+
+    def __init__(self, *args, gateways: list[Gateway], device: str, **kwargs) -> None:
         super().__init__(*args, **kwargs)
-        self.gateways = {gateway.code: gateway for gateway in gateways}
-        choices = []
-        for gateway in gateways:
-            if gateway.methods & {PayMethod.PAGE, PayMethod.WAP}:
-                choices.append((f"{gateway.code}:{REDIRECT}", choice_label(gateway, REDIRECT)))
-            if PayMethod.QR in gateway.methods:
-                choices.append((f"{gateway.code}:{QR}", choice_label(gateway, QR)))
+        if self.is_bound:
+            posted = self.data.get("device")
+            device = posted if posted in DEVICES else device
+        self.for_device = device
+        self.options: list[PayOption] = pay_options(gateways, device)
         choice_field = self.fields["choice"]
         assert isinstance(choice_field, forms.ChoiceField)
-        choice_field.choices = choices
-        if choices and not self.is_bound:
-            self.initial.setdefault("choice", choices[0][0])
+        choice_field.choices = [(option.value, option.label) for option in self.options]
+        self.initial.setdefault("device", device)
+        if self.options and not self.is_bound:
+            self.initial.setdefault("choice", self.options[0].value)
 
     def clean(self):
         cleaned = super().clean()
-        choice = cleaned.get("choice")
-        if not choice:
-            return cleaned
-        code, way = choice.split(":", 1)
-        gateway = self.gateways[code]
-        cleaned["gateway_code"] = code
-        if way == QR:
-            cleaned["method"] = PayMethod.QR
-        elif cleaned.get("device") == MOBILE and PayMethod.WAP in gateway.methods:
-            cleaned["method"] = PayMethod.WAP
-        elif PayMethod.PAGE in gateway.methods:
-            cleaned["method"] = PayMethod.PAGE
-        else:
-            # WeChat Pay's H5 page only works in a phone's browser.
-            self.add_error(
-                "choice",
-                _("%(gateway)s can only be paid this way on a phone: scan the QR code instead, "
-                  "or choose \"a phone\" if you are on one.") % {"gateway": gateway.display_name},
-            )
+        chosen = {option.value: option for option in self.options}.get(cleaned.get("choice", ""))
+        if chosen is not None:
+            cleaned["gateway_code"] = chosen.gateway.code
+            cleaned["method"] = chosen.method
         return cleaned
+
+    def option_rows(self):
+        """(option, radio) pairs for the template: the mark and hint beside each radio."""
+        radios = {radio.data["value"]: radio for radio in self["choice"]}
+        return [(option, radios[option.value]) for option in self.options]

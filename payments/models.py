@@ -30,6 +30,22 @@ PAYMENT_TRANSITIONS: dict[str, frozenset[str]] = {
 del S
 
 
+# How the shopper paid, as staff read it in admin.
+METHOD_CHOICES = [
+    (PayMethod.PAGE.value, _("Website")),
+    (PayMethod.WAP.value, _("Mobile page or app")),
+    (PayMethod.QR.value, _("QR code")),
+]
+# What the gateway said the last time it was asked.
+GATEWAY_STATUS_CHOICES = [
+    (TradeStatus.NOT_FOUND.value, _("No such trade")),
+    (TradeStatus.PENDING.value, _("Not paid yet")),
+    (TradeStatus.SUCCEEDED.value, _("Paid")),
+    (TradeStatus.CLOSED.value, _("Closed")),
+    (TradeStatus.FAILED.value, _("Failed")),
+]
+
+
 class RefundRequired(models.TextChoices):
     """Why a succeeded payment must be given back without a shopper asking."""
 
@@ -46,7 +62,7 @@ class Payment(models.Model):
     )
     attempt_no = models.PositiveSmallIntegerField(_("attempt"))
     gateway = models.CharField(_("gateway"), max_length=16)
-    method = models.CharField(_("method"), max_length=8, choices=[(m.value, m.name.title()) for m in PayMethod])
+    method = models.CharField(_("method"), max_length=8, choices=METHOD_CHOICES)
     # Our merchant trade number for this attempt: `<order_no>P<attempt>`,
     # letters and digits only, so it fits every provider's rules.
     out_trade_no = models.CharField(_("merchant trade number"), max_length=64, unique=True)
@@ -58,7 +74,7 @@ class Payment(models.Model):
     gateway_trade_no = models.CharField(_("gateway trade number"), max_length=64, blank=True)
     # What the gateway said the last time we asked (not_found, pending, ...).
     gateway_status = models.CharField(
-        _("gateway status"), max_length=16, blank=True, choices=[(s.value, s.value) for s in TradeStatus]
+        _("gateway status"), max_length=16, blank=True, choices=GATEWAY_STATUS_CHOICES
     )
     # The provider refuses payment after this (sent as time_expire).
     expires_at = models.DateTimeField(_("payable until"))
@@ -68,19 +84,19 @@ class Payment(models.Model):
     requested_at = models.DateTimeField(_("request time"))
     paid_at = models.DateTimeField(_("paid"), null=True, blank=True)
     # The QR code content of a QR attempt, so the page can be shown again.
-    qr_content = models.TextField(blank=True)
+    qr_content = models.TextField(_("QR code content"), blank=True)
     # When the shopper's browser came back from the gateway.
-    returned_at = models.DateTimeField(null=True, blank=True)
+    returned_at = models.DateTimeField(_("shopper came back"), null=True, blank=True)
     # Janitor bookkeeping: when to ask the gateway next, and how often we did.
-    last_queried_at = models.DateTimeField(null=True, blank=True)
-    next_query_at = models.DateTimeField(null=True, blank=True)
-    query_count = models.PositiveIntegerField(default=0)
+    last_queried_at = models.DateTimeField(_("last asked the gateway"), null=True, blank=True)
+    next_query_at = models.DateTimeField(_("next asks the gateway"), null=True, blank=True)
+    query_count = models.PositiveIntegerField(_("times asked"), default=0)
     refund_required = models.CharField(
         _("refund required"), max_length=32, choices=RefundRequired.choices, blank=True, default=""
     )
-    confirmation_sent_at = models.DateTimeField(null=True, blank=True)
+    confirmation_sent_at = models.DateTimeField(_("confirmation emailed"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -118,14 +134,15 @@ class Payment(models.Model):
 class PaymentEvent(ActorEvent):
     """Append-only log of every payment status change and gateway exchange."""
 
-    payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="events")
-    from_status = models.CharField(max_length=16, choices=PaymentStatus.choices, blank=True)
-    to_status = models.CharField(max_length=16, choices=PaymentStatus.choices)
+    payment = models.ForeignKey(Payment, on_delete=models.CASCADE, related_name="events", verbose_name=_("payment"))
+    from_status = models.CharField(_("from"), max_length=16, choices=PaymentStatus.choices, blank=True)
+    to_status = models.CharField(_("to"), max_length=16, choices=PaymentStatus.choices)
     notification = models.ForeignKey(
-        "payments.GatewayNotification", on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        "payments.GatewayNotification", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("notification"),
     )
     # The gateway's answer that caused the change (a query result), if any.
-    detail = models.JSONField(default=dict, blank=True)
+    detail = models.JSONField(_("gateway's answer"), default=dict, blank=True)
 
     class Meta(ActorEvent.Meta):
         verbose_name = _("payment event")
@@ -163,18 +180,20 @@ class GatewayNotification(models.Model):
     # The adapter's key for "the same notification" (e.g. Alipay notify_id),
     # claimed only by a verified notification that is being applied: a forged
     # copy can never take the key away from the genuine one.
-    dedupe_key = models.CharField(max_length=128, null=True, blank=True)  # noqa: DJ001 (NULLs never collide)
+    dedupe_key = models.CharField(_("dedupe key"), max_length=128, null=True, blank=True)  # noqa: DJ001 (NULLs never collide)
     out_trade_no = models.CharField(_("merchant trade number"), max_length=64, blank=True, db_index=True)
     payment = models.ForeignKey(
-        Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="notifications"
+        Payment, on_delete=models.PROTECT, null=True, blank=True, related_name="notifications",
+        verbose_name=_("payment"),
     )
     outcome = models.CharField(
         _("outcome"), max_length=16, choices=NotificationOutcome.choices, default=NotificationOutcome.RECEIVED
     )
     outcome_detail = models.TextField(_("detail"), blank=True)
-    duplicate_of = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
-    process_count = models.PositiveIntegerField(default=0)
-    processed_at = models.DateTimeField(null=True, blank=True)
+    duplicate_of = models.ForeignKey("self", on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+                                     verbose_name=_("duplicate of"))
+    process_count = models.PositiveIntegerField(_("times processed"), default=0)
+    processed_at = models.DateTimeField(_("processed"), null=True, blank=True)
 
     class Meta:
         ordering = ["-received_at", "-pk"]

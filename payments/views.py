@@ -17,6 +17,7 @@ from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_http_methods, require_POST
 
 from orders.models import Order
+from payments.cashier import DESKTOP, DEVICES, MOBILE, device_from_user_agent, gateway_name
 from payments.exceptions import (
     GatewayError,
     GatewayNotConfigured,
@@ -24,7 +25,7 @@ from payments.exceptions import (
     OrderNotPayable,
     UnsupportedMethod,
 )
-from payments.forms import CashierForm, device_from_user_agent
+from payments.forms import CashierForm
 from payments.gateways import enabled_gateways, get_gateway
 from payments.gateways.base import ActionKind, PaymentAction, ReturnMethod
 from payments.inbound import notification_response
@@ -75,13 +76,20 @@ def allows_gateway_forms(view):
     return wrapped
 
 
+def _device(request) -> str:
+    """The shopper's device: from the User-Agent, unless the page's switch said otherwise."""
+    asked = request.GET.get("device", "")
+    return asked if asked in DEVICES else device_from_user_agent(request.headers.get("User-Agent", ""))
+
+
 @login_required
 @allows_gateway_forms
 def cashier(request, order_no: str):
     order = get_object_or_404(Order, order_no=order_no, shopper=request.user)
     gateways = enabled_gateways()
+    device = _device(request)
     if request.method == "POST" and order.is_payable:
-        form = CashierForm(request.POST, gateways=gateways)
+        form = CashierForm(request.POST, gateways=gateways, device=device)
         if form.is_valid():
             try:
                 payment, action = payment_start(
@@ -103,14 +111,12 @@ def cashier(request, order_no: str):
             else:
                 return _follow(request, payment, action)
     else:
-        form = CashierForm(
-            gateways=gateways,
-            initial={"device": device_from_user_agent(request.headers.get("User-Agent", ""))},
-        )
+        form = CashierForm(gateways=gateways, device=device)
     return render(
         request,
         "payments/cashier.html",
-        {"order": order, "lines": order.lines.all(), "form": form, "has_gateways": bool(gateways)},
+        {"order": order, "lines": order.lines.all(), "form": form, "has_options": bool(form.options),
+         "other_device": DESKTOP if form.for_device == MOBILE else MOBILE},
         status=400 if form.errors else 200,
     )
 
@@ -129,10 +135,22 @@ def qr_page(request, out_trade_no: str):
     if payment.status == PaymentStatus.SUCCEEDED or not payment.qr_content:
         return redirect("payments:result", out_trade_no=out_trade_no)
     svg = segno.make(payment.qr_content, error="m").svg_inline(scale=6, border=2)
+    seconds_left = max(0, int((payment.expires_at - timezone.now()).total_seconds()))
     return render(
         request,
         "payments/qr.html",
-        {"payment": payment, "order": payment.order, "qr_svg": mark_safe(svg)},
+        {
+            "payment": payment,
+            "order": payment.order,
+            "lines": payment.order.lines.all(),
+            "gateway_name": gateway_name(payment.gateway),
+            "qr_svg": mark_safe(svg),
+            "seconds_left": seconds_left,
+            # make run's demo: the code points at the sandbox's scan page,
+            # which a person opens in another tab instead of a phone.
+            "sandbox_scan_url": payment.qr_content
+            if settings.DEBUG and payment.qr_content.startswith(f"{settings.SANDBOX_URL}/") else "",
+        },
     )
 
 

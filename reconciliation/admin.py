@@ -5,6 +5,7 @@ the same rows with their history and offers "reconcile again" for a day.
 """
 from django.contrib import admin, messages
 from django.db import transaction
+from django.db.models import Count, Q
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
@@ -58,7 +59,11 @@ class StatementAdmin(admin.ModelAdmin):
     list_filter = ("gateway", "status", "alarm")
     date_hierarchy = "day"
     search_fields = ("gateway", "sha256")
-    readonly_fields = [field.name for field in Statement._meta.fields]
+    # Money is shown in yuan by the *_display columns, never as raw fen.
+    readonly_fields = [field.name for field in Statement._meta.fields if not field.name.endswith("_minor")] + [
+        "paid_display", "refunded_display", "fees_display", "net_display", "local_paid_display",
+        "local_refunded_display", "local_net_display"]
+    exclude = [field.name for field in Statement._meta.fields if field.name.endswith("_minor")]
     inlines = [StatementRunInline, StatementEventInline]
     actions = ["reconcile_again"]
 
@@ -90,9 +95,26 @@ class StatementAdmin(admin.ModelAdmin):
     def net_display(self, statement: Statement) -> str:
         return statement.bill_net.format()
 
-    @admin.display(description=_("open discrepancies"))
+    @admin.display(description=_("paid (ours)"), ordering="local_payment_minor")
+    def local_paid_display(self, statement: Statement) -> str:
+        return _yuan(statement.local_payment_minor, statement.currency)
+
+    @admin.display(description=_("refunded (ours)"), ordering="local_refund_minor")
+    def local_refunded_display(self, statement: Statement) -> str:
+        return _yuan(statement.local_refund_minor, statement.currency)
+
+    @admin.display(description=_("net (ours)"))
+    def local_net_display(self, statement: Statement) -> str:
+        return statement.local_net.format()
+
+    def get_queryset(self, request):
+        # One count per page, not per row.
+        return super().get_queryset(request).annotate(
+            open_count=Count("discrepancies", filter=Q(discrepancies__status=DiscrepancyStatus.OPEN)))
+
+    @admin.display(description=_("open discrepancies"), ordering="open_count")
     def open_display(self, statement: Statement) -> int:
-        return statement.discrepancies.filter(status=DiscrepancyStatus.OPEN).count()
+        return statement.open_count  # type: ignore[attr-defined]  # annotated by get_queryset
 
     @admin.display(description=_("finance page"))
     def finance_link(self, statement: Statement) -> str:
@@ -129,7 +151,9 @@ class DiscrepancyAdmin(admin.ModelAdmin):
     list_filter = ("kind", "status", "statement__gateway", "heal_action")
     search_fields = ("reference", "order__order_no", "payment__out_trade_no", "refund__out_refund_no")
     list_select_related = ("statement", "order", "payment", "refund", "decided_by")
-    readonly_fields = [field.name for field in Discrepancy._meta.fields]
+    readonly_fields = [field.name for field in Discrepancy._meta.fields if not field.name.endswith("_minor")] + [
+        "bill_amount_display", "local_amount_display"]
+    exclude = [field.name for field in Discrepancy._meta.fields if field.name.endswith("_minor")]
     inlines = [DiscrepancyEventInline]
 
     def has_add_permission(self, request) -> bool:

@@ -65,7 +65,7 @@ class Statement(models.Model):
     size_bytes = models.PositiveBigIntegerField(_("size (bytes)"), default=0)
     # The SHA-256 of the file whose lines are loaded (a re-run of the same
     # file matches again without reloading them).
-    lines_sha256 = models.CharField(max_length=64, blank=True)
+    lines_sha256 = models.CharField(_("SHA-256 of the loaded lines"), max_length=64, blank=True)
     attempts = models.PositiveIntegerField(_("download attempts"), default=0)
     next_attempt_at = models.DateTimeField(_("next attempt"), null=True, blank=True)
     fetched_at = models.DateTimeField(_("downloaded"), null=True, blank=True)
@@ -75,18 +75,18 @@ class Statement(models.Model):
     line_count = models.PositiveIntegerField(_("lines"), default=0)
     # References the bill lists more than once, found while loading it:
     # {"payment:<out_trade_no>": lines, "refund:<out_refund_no>": lines}.
-    repeated = models.JSONField(default=dict, blank=True)
+    repeated = models.JSONField(_("references billed more than once"), default=dict, blank=True)
     matched_count = models.PositiveIntegerField(_("matched lines"), default=0)
-    bill_payment_count = models.PositiveIntegerField(default=0)
-    bill_payment_minor = models.BigIntegerField(default=0)
-    bill_refund_count = models.PositiveIntegerField(default=0)
-    bill_refund_minor = models.BigIntegerField(default=0)
+    bill_payment_count = models.PositiveIntegerField(_("payments (bill)"), default=0)
+    bill_payment_minor = models.BigIntegerField(_("paid (bill, fen)"), default=0)
+    bill_refund_count = models.PositiveIntegerField(_("refunds (bill)"), default=0)
+    bill_refund_minor = models.BigIntegerField(_("refunded (bill, fen)"), default=0)
     # Charged less given back; positive is what the provider kept.
-    bill_fee_minor = models.BigIntegerField(default=0)
-    local_payment_count = models.PositiveIntegerField(default=0)
-    local_payment_minor = models.BigIntegerField(default=0)
-    local_refund_count = models.PositiveIntegerField(default=0)
-    local_refund_minor = models.BigIntegerField(default=0)
+    bill_fee_minor = models.BigIntegerField(_("fees (bill, fen)"), default=0)
+    local_payment_count = models.PositiveIntegerField(_("payments (ours)"), default=0)
+    local_payment_minor = models.BigIntegerField(_("paid (ours, fen)"), default=0)
+    local_refund_count = models.PositiveIntegerField(_("refunds (ours)"), default=0)
+    local_refund_minor = models.BigIntegerField(_("refunded (ours, fen)"), default=0)
     currency = models.CharField(_("currency"), max_length=3, default="CNY")
     signed_off_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
                                       related_name="+", verbose_name=_("signed off by"))
@@ -96,7 +96,7 @@ class Statement(models.Model):
     alarm = models.CharField(_("alarm"), max_length=32, choices=StatementAlarm.choices, blank=True, default="")
     alarm_raised_at = models.DateTimeField(_("alarm raised"), null=True, blank=True)
     created_at = models.DateTimeField(_("created"), auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
         ordering = ["-day", "gateway"]
@@ -269,11 +269,12 @@ class Discrepancy(models.Model):
     line_no = models.PositiveIntegerField(_("first line"), null=True, blank=True)
     occurred_at = models.DateTimeField(_("when"), null=True, blank=True)
     # A carried one waits for this statement (the next bill day's).
-    carried_to = models.ForeignKey(Statement, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    carried_to = models.ForeignKey(Statement, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+                                   verbose_name=_("carried to"))
     heal_action = models.CharField(_("healing"), max_length=16, choices=HealAction.choices, blank=True,
                                    default="")
-    heal_attempts = models.PositiveIntegerField(default=0)
-    next_heal_at = models.DateTimeField(null=True, blank=True)
+    heal_attempts = models.PositiveIntegerField(_("healing attempts"), default=0)
+    next_heal_at = models.DateTimeField(_("next healing attempt"), null=True, blank=True)
     # What the gateway answered when asked (the heal's evidence).
     evidence = models.JSONField(_("evidence"), default=dict, blank=True)
     note = models.TextField(_("note"), blank=True)
@@ -284,7 +285,7 @@ class Discrepancy(models.Model):
     opened_at = models.DateTimeField(_("open since"), null=True, blank=True)
     closed_at = models.DateTimeField(_("closed"), null=True, blank=True)
     created_at = models.DateTimeField(_("found"), auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
         ordering = ["-statement__day", "statement__gateway", "kind", "reference"]
@@ -322,9 +323,9 @@ class StatementEvent(ActorEvent):
     """Append-only log of every statement status move."""
 
     statement = models.ForeignKey(Statement, on_delete=models.CASCADE, related_name="events")
-    from_status = models.CharField(max_length=16, choices=StatementStatus.choices, blank=True)
-    to_status = models.CharField(max_length=16, choices=StatementStatus.choices)
-    detail = models.JSONField(default=dict, blank=True)
+    from_status = models.CharField(_("from"), max_length=16, choices=StatementStatus.choices, blank=True)
+    to_status = models.CharField(_("to"), max_length=16, choices=StatementStatus.choices)
+    detail = models.JSONField(_("detail"), default=dict, blank=True)
 
     class Meta(ActorEvent.Meta):
         verbose_name = _("statement event")
@@ -338,9 +339,9 @@ class DiscrepancyEvent(ActorEvent):
     """Append-only log of every discrepancy move: who or what, when, why, on what evidence."""
 
     discrepancy = models.ForeignKey(Discrepancy, on_delete=models.CASCADE, related_name="events")
-    from_status = models.CharField(max_length=16, choices=DiscrepancyStatus.choices, blank=True)
-    to_status = models.CharField(max_length=16, choices=DiscrepancyStatus.choices)
-    detail = models.JSONField(default=dict, blank=True)
+    from_status = models.CharField(_("from"), max_length=16, choices=DiscrepancyStatus.choices, blank=True)
+    to_status = models.CharField(_("to"), max_length=16, choices=DiscrepancyStatus.choices)
+    detail = models.JSONField(_("detail"), default=dict, blank=True)
 
     class Meta(ActorEvent.Meta):
         verbose_name = _("discrepancy event")
@@ -363,21 +364,21 @@ class StatementRun(ActorEvent):
     """One attempt to reconcile a day: who or what started it, how long it took, what changed."""
 
     statement = models.ForeignKey(Statement, on_delete=models.CASCADE, related_name="runs")
-    finished_at = models.DateTimeField(null=True, blank=True)
-    duration_ms = models.PositiveIntegerField(default=0)
-    outcome = models.CharField(max_length=16, choices=RunOutcome.choices, blank=True)
-    sha256 = models.CharField(max_length=64, blank=True)
-    line_count = models.PositiveIntegerField(default=0)
-    matched_count = models.PositiveIntegerField(default=0)
+    finished_at = models.DateTimeField(_("finished"), null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(_("duration (ms)"), default=0)
+    outcome = models.CharField(_("outcome"), max_length=16, choices=RunOutcome.choices, blank=True)
+    sha256 = models.CharField(_("SHA-256"), max_length=64, blank=True)
+    line_count = models.PositiveIntegerField(_("lines"), default=0)
+    matched_count = models.PositiveIntegerField(_("matched lines"), default=0)
     # Discrepancies this run found, newly opened (or opened again),
     # cleared, carried, and healed.
-    found = models.PositiveIntegerField(default=0)
-    opened = models.PositiveIntegerField(default=0)
-    cleared = models.PositiveIntegerField(default=0)
-    carried = models.PositiveIntegerField(default=0)
-    healed = models.PositiveIntegerField(default=0)
-    reopened_day = models.BooleanField(default=False)
-    detail = models.TextField(blank=True)
+    found = models.PositiveIntegerField(_("found"), default=0)
+    opened = models.PositiveIntegerField(_("opened"), default=0)
+    cleared = models.PositiveIntegerField(_("cleared"), default=0)
+    carried = models.PositiveIntegerField(_("carried"), default=0)
+    healed = models.PositiveIntegerField(_("healed"), default=0)
+    reopened_day = models.BooleanField(_("reopened the day"), default=False)
+    detail = models.TextField(_("detail"), blank=True)
 
     class Meta(ActorEvent.Meta):
         verbose_name = _("reconciliation run")

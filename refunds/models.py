@@ -1,6 +1,9 @@
+from datetime import date, timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 
 from shop.actors import ActorEvent
@@ -39,6 +42,11 @@ RESERVING_STATUSES = (*IN_FLIGHT_STATUSES, S.SUCCEEDED)
 # Still open from the shopper's point of view: the order shows "refund pending".
 OPEN_STATUSES = (S.REQUESTED, *IN_FLIGHT_STATUSES)
 del S
+
+# Refunded money reaches a balance at once and a bank card within about
+# this many working days (what the providers tell their users); the order
+# page gives the shopper the date it should be there by.
+REFUND_ARRIVAL_WORKING_DAYS = 7
 
 
 class RefundReason(models.TextChoices):
@@ -121,7 +129,7 @@ class Refund(models.Model):
                                      related_name="+", verbose_name=_("requested by"))
     # Refunds the shop starts itself (duplicate or late payments) skip review.
     automatic = models.BooleanField(_("automatic"), default=False)
-    approvals_required = models.PositiveSmallIntegerField(default=1)
+    approvals_required = models.PositiveSmallIntegerField(_("approvals needed"), default=1)
     review_note = models.TextField(_("review note"), blank=True)
     reviewed_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True,
                                     related_name="+", verbose_name=_("decided by"))
@@ -134,14 +142,14 @@ class Refund(models.Model):
     # every retry under that number sends the same time (UnionPay knows a
     # refund by orderId + txnTime). A new number starts a new one.
     submitted_at = models.DateTimeField(_("submitted to the gateway"), null=True, blank=True)
-    submit_count = models.PositiveIntegerField(default=0)
+    submit_count = models.PositiveIntegerField(_("times sent"), default=0)
     # Polling of refunds the gateway is still processing.
-    next_poll_at = models.DateTimeField(null=True, blank=True)
-    poll_count = models.PositiveIntegerField(default=0)
+    next_poll_at = models.DateTimeField(_("next asks the gateway"), null=True, blank=True)
+    poll_count = models.PositiveIntegerField(_("times asked"), default=0)
     # Polling gave up: staff must look (shown as an alarm in admin).
     gave_up_at = models.DateTimeField(_("polling gave up"), null=True, blank=True)
-    created_at = models.DateTimeField(_("requested"), auto_now_add=True)
-    updated_at = models.DateTimeField(auto_now=True)
+    created_at = models.DateTimeField(_("applied"), auto_now_add=True)
+    updated_at = models.DateTimeField(_("updated"), auto_now=True)
 
     class Meta:
         ordering = ["-created_at", "-pk"]
@@ -160,14 +168,27 @@ class Refund(models.Model):
     def amount(self) -> Money:
         return Money(self.amount_minor, self.currency)
 
+    @property
+    def expected_by(self) -> date | None:
+        """The day the money should be back on the shopper's account, weekends skipped."""
+        if self.refunded_at is None:
+            return None
+        day, left = timezone.localdate(self.refunded_at), REFUND_ARRIVAL_WORKING_DAYS
+        while left:
+            day += timedelta(days=1)
+            if day.weekday() < 5:
+                left -= 1
+        return day
+
 
 class RefundApproval(models.Model):
     """One reviewer's approval; large refunds need two by different people."""
 
-    refund = models.ForeignKey(Refund, on_delete=models.CASCADE, related_name="approvals")
-    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
-    note = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    refund = models.ForeignKey(Refund, on_delete=models.CASCADE, related_name="approvals", verbose_name=_("refund"))
+    reviewer = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+",
+                                 verbose_name=_("reviewer"))
+    note = models.TextField(_("note"), blank=True)
+    created_at = models.DateTimeField(_("approved"), auto_now_add=True)
 
     class Meta:
         ordering = ["created_at", "pk"]
@@ -184,12 +205,12 @@ class RefundApproval(models.Model):
 class RefundEvent(ActorEvent):
     """Append-only log of every refund change and gateway exchange."""
 
-    refund = models.ForeignKey(Refund, on_delete=models.CASCADE, related_name="events")
-    from_status = models.CharField(max_length=16, choices=RefundStatus.choices, blank=True)
-    to_status = models.CharField(max_length=16, choices=RefundStatus.choices)
+    refund = models.ForeignKey(Refund, on_delete=models.CASCADE, related_name="events", verbose_name=_("refund"))
+    from_status = models.CharField(_("from"), max_length=16, choices=RefundStatus.choices, blank=True)
+    to_status = models.CharField(_("to"), max_length=16, choices=RefundStatus.choices)
     notification = models.ForeignKey("payments.GatewayNotification", on_delete=models.PROTECT, null=True,
-                                     blank=True, related_name="+")
-    detail = models.JSONField(default=dict, blank=True)
+                                     blank=True, related_name="+", verbose_name=_("notification"))
+    detail = models.JSONField(_("detail"), default=dict, blank=True)
 
     class Meta(ActorEvent.Meta):
         verbose_name = _("refund event")
@@ -202,12 +223,12 @@ class RefundEvent(ActorEvent):
 class InvariantViolation(models.Model):
     """A money invariant found broken by the periodic check; an alarm for staff."""
 
-    kind = models.CharField(max_length=64)
-    subject = models.CharField(max_length=100)
-    detail = models.TextField()
-    first_seen_at = models.DateTimeField(auto_now_add=True)
-    last_seen_at = models.DateTimeField()
-    resolved_at = models.DateTimeField(null=True, blank=True)
+    kind = models.CharField(_("kind"), max_length=64)
+    subject = models.CharField(_("subject"), max_length=100)
+    detail = models.TextField(_("detail"))
+    first_seen_at = models.DateTimeField(_("first seen"), auto_now_add=True)
+    last_seen_at = models.DateTimeField(_("last seen"))
+    resolved_at = models.DateTimeField(_("resolved"), null=True, blank=True)
 
     class Meta:
         ordering = ["-last_seen_at"]

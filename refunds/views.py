@@ -13,6 +13,7 @@ from payments.models import NotificationKind
 from payments.selectors import payment_accepted_for_order
 from refunds.exceptions import RefundError
 from refunds.forms import RefundApplicationForm
+from refunds.models import RefundStatus
 from refunds.services import refund_request, refundable_minor
 from shop.middleware import reads_raw_body
 
@@ -25,6 +26,10 @@ def refund_apply(request, order_no: str):
     available = refundable_minor(payment=payment) if payment else 0
     if available <= 0:
         messages.info(request, _("Nothing on this order can be refunded."))
+        return redirect(order.get_absolute_url())
+    if order.refunds.filter(status=RefundStatus.REQUESTED).exists():
+        # One application at a time: the next waits for the decision on this one.
+        messages.info(request, _("Your refund application is being reviewed; you can apply again once it is decided."))
         return redirect(order.get_absolute_url())
     if request.method == "POST":
         form = RefundApplicationForm(request.POST, refundable_minor=available)

@@ -50,13 +50,14 @@ class Actor:
 class ActorEvent(models.Model):
     """What every event log row (orders, payments, refunds) records: who or what, why, when."""
 
-    actor_kind = models.CharField(max_length=16, choices=ActorKind.choices)
+    actor_kind = models.CharField(_("by"), max_length=16, choices=ActorKind.choices)
     actor_user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+",
+        verbose_name=_("user"),
     )
-    actor_label = models.CharField(max_length=64, blank=True)
-    reason = models.TextField(blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    actor_label = models.CharField(_("gateway or job"), max_length=64, blank=True)
+    reason = models.TextField(_("reason"), blank=True)
+    created_at = models.DateTimeField(_("time"), auto_now_add=True)
 
     class Meta:
         abstract = True

@@ -1,13 +1,41 @@
+from django import forms
 from django.contrib import admin
 from django.utils.translation import gettext_lazy as _
 
+from shop.admin_display import YuanField, yuan_column
 from shop.models import OutboxMessage, Product, Sku
+
+admin.site.site_header = _("Shop administration")
+admin.site.site_title = _("Shop administration")
+admin.site.index_title = _("Orders, payments and refunds")
+
+
+class SkuForm(forms.ModelForm):
+    """Staff type the price in yuan; the model keeps fen (price_minor)."""
+
+    price = YuanField(label=_("price (¥)"))
+
+    class Meta:
+        model = Sku
+        fields = ("product", "code", "name", "currency", "stock", "is_active")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            self.initial.setdefault("price", self.instance.price_minor)
+
+    def clean(self):
+        cleaned = super().clean()
+        if cleaned.get("price") is not None:
+            self.instance.price_minor = cleaned["price"]
+        return cleaned
 
 
 class SkuInline(admin.TabularInline):
     model = Sku
+    form = SkuForm
     extra = 0
-    fields = ("code", "name", "price_minor", "currency", "stock", "is_active")
+    fields = ("code", "name", "price", "currency", "stock", "is_active")
 
 
 @admin.register(Product)
@@ -21,11 +49,15 @@ class ProductAdmin(admin.ModelAdmin):
 
 @admin.register(Sku)
 class SkuAdmin(admin.ModelAdmin):
-    list_display = ("code", "product", "name", "price_minor", "stock", "is_active")
+    form = SkuForm
+    list_display = ("code", "product", "name", "price_display", "stock", "is_active")
+    fields = ("product", "code", "name", "price", "currency", "stock", "is_active")
     list_editable = ("stock", "is_active")
     list_filter = ("is_active",)
     search_fields = ("code", "product__name", "name")
     list_select_related = ("product",)
+
+    price_display = yuan_column("price_minor", _("price"))
 
 
 class OutboxStateFilter(admin.SimpleListFilter):
@@ -49,7 +81,7 @@ class OutboxStateFilter(admin.SimpleListFilter):
 class OutboxMessageAdmin(admin.ModelAdmin):
     """Read-only: the relay and the worker move these rows, never a person."""
 
-    list_display = ("pk", "task", "args", "created_at", "due_at", "deliveries", "completed_at", "failed_at")
+    list_display = ("id", "task", "args", "created_at", "due_at", "deliveries", "completed_at", "failed_at")
     list_filter = (OutboxStateFilter, "task")
     search_fields = ("task",)
     readonly_fields = ("task", "args", "kwargs", "created_at", "due_at", "deliveries", "completed_at",

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.utils.translation import gettext as _
 
 from shop.models import Sku
 from shop.money import Money
@@ -88,6 +89,23 @@ class Cart:
             if code in skus
         ]
 
+    def line_problems(self, lines: list[CartLine] | None = None) -> dict[str, str]:
+        """For each line that checkout would refuse, what the shopper must fix.
+
+        The cart reserves nothing: stock may have sold since a line was
+        added, so this is checked again whenever the cart is shown and
+        before the checkout form, as checkout itself checks it under locks.
+        """
+        lines = self.lines() if lines is None else lines
+        problems = {}
+        for line in lines:
+            sku = line.sku
+            if not (sku.is_active and sku.product.is_active) or sku.stock <= 0:
+                problems[sku.code] = _("No longer available; remove it from your cart.")
+            elif line.quantity > sku.stock:
+                problems[sku.code] = stock_message(sku.stock)
+        return problems
+
     def unknown_codes(self) -> list[str]:
         known = set(
             Sku.objects.filter(code__in=list(self._items)).values_list("code", flat=True)
@@ -100,3 +118,7 @@ class Cart:
         for line in lines:
             total = total + line.line_total
         return total
+
+
+def stock_message(available: int) -> str:
+    return _("Only %(available)d left; lower the quantity.") % {"available": available}

@@ -47,7 +47,8 @@ DEMO_ACCOUNTS = [
 # capabilities extend these lists with their own permissions.
 GROUP_PERMISSIONS = {
     "Customer service": [
-        "orders.view_order", "orders.view_orderevent", "orders.view_orderline", "shop.view_product",
+        "orders.view_order", "orders.view_orderevent", "orders.view_orderline", "orders.ship_order",
+        "shop.view_product",
         "shop.view_sku", "payments.view_payment", "payments.view_paymentevent", "payments.view_gatewaynotification",
         "refunds.view_refund", "refunds.view_refundevent", "refunds.view_refundapproval", "refunds.review_refund",
         "refunds.view_invariantviolation", "shop.view_outboxmessage",

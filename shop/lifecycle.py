@@ -10,6 +10,9 @@ writes one event row in the same transaction.
                                 subject="order", error=InvalidOrderTransition,
                                 reference=lambda order: order.order_no)
     moved = ORDER_LIFECYCLE.move(order, to_status=OrderStatus.PAID, actor=actor, reason="paid")
+
+A sweep that moves many rows at once (orders shipped long enough ago
+complete) uses `move_many`: the same table and events, set-based.
 """
 from __future__ import annotations
 
@@ -18,7 +21,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from django.db import models
+from django.db import models, transaction
+from django.db.models import QuerySet
+from django.utils import timezone
 
 from shop.actors import Actor, ActorEvent
 from shop.exceptions import InvalidTransition
@@ -68,6 +73,48 @@ class Lifecycle(Generic[Row]):
         self.record(row, actor=actor, reason=reason, from_status=current, **event_fields)
         logger.info("%s %s: %s → %s (%s)", self.subject, self.reference(row), current, to_status, reason)
         return True
+
+    def move_many(
+        self,
+        rows: QuerySet[Row],
+        *,
+        from_status: str,
+        to_status: str,
+        actor: Actor,
+        reason: str,
+        limit: int,
+        extra_fields: Mapping[str, Any] | None = None,
+    ) -> list[int]:
+        """Move up to `limit` of `rows` that are in `from_status`, set-based.
+
+        One locking SELECT (SKIP LOCKED: a row another transaction holds,
+        say a shopper confirming receipt, is left to it and to the next
+        run), one UPDATE and one INSERT of events, in one transaction.
+        Returns the primary keys moved. Raises the lifecycle's
+        InvalidTransition subclass when the table forbids the move.
+        """
+        if to_status not in self.transitions[from_status]:
+            raise self.error(f"{self.subject} rows", from_status, to_status)
+        with transaction.atomic():
+            pks = list(
+                rows.filter(status=from_status)
+                .select_for_update(of=("self",), skip_locked=True)
+                .order_by("pk")
+                .values_list("pk", flat=True)[:limit]
+            )
+            if not pks:
+                return []
+            # Locked and filtered on the status above: every one of them moves.
+            rows.model._default_manager.filter(pk__in=pks).update(
+                status=to_status, updated_at=timezone.now(), **(extra_fields or {})
+            )
+            self.event_model._default_manager.bulk_create([
+                self.event_model(**{f"{self.subject}_id": pk, "from_status": from_status, "to_status": to_status,
+                                    **actor.stamp(), "reason": reason})
+                for pk in pks
+            ])
+        logger.info("%s: %d rows %s → %s (%s)", self.subject, len(pks), from_status, to_status, reason)
+        return pks
 
     def record(
         self, row: Row, *, actor: Actor, reason: str, from_status: str | None = None, **event_fields: Any

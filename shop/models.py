@@ -12,7 +12,7 @@ class Product(models.Model):
     slug = models.SlugField(_("slug"), max_length=200, unique=True)
     description = models.TextField(_("description"), blank=True)
     is_active = models.BooleanField(_("on sale"), default=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField(_("created"), auto_now_add=True)
 
     class Meta:
         ordering = ["name", "pk"]
@@ -109,12 +109,12 @@ class WorkerHeartbeat(models.Model):
     stale; one whose consumer is reconnecting to its broker says so.
     """
 
-    hostname = models.CharField(max_length=200, unique=True)
-    pid = models.PositiveIntegerField()
-    started_at = models.DateTimeField()
-    seen_at = models.DateTimeField()
+    hostname = models.CharField(_("host name"), max_length=200, unique=True)
+    pid = models.PositiveIntegerField(_("process id"))
+    started_at = models.DateTimeField(_("started"))
+    seen_at = models.DateTimeField(_("last seen"))
     # Whether its consumer was taking tasks at that beat (not reconnecting).
-    consuming = models.BooleanField(default=True)
+    consuming = models.BooleanField(_("taking tasks"), default=True)
 
     class Meta:
         ordering = ["-seen_at"]

@@ -3,11 +3,20 @@ import os
 import shutil
 
 import pytest
+from django.utils import translation
 
 from payments.gateways import get_gateway, reset_gateway_cache
 from tests import network_guard
 from tests.sandbox_process import SandboxProcess
 from tests.shop.factories import SkuFactory, UserFactory
+
+
+@pytest.fixture(autouse=True)
+def _default_language_after_each_test():
+    """A request in Chinese leaves Chinese active in the test's thread (LocaleMiddleware
+    activates a language and nothing deactivates it): the next test starts in the default."""
+    yield
+    translation.deactivate()
 
 
 @pytest.fixture(autouse=True)

@@ -337,6 +337,9 @@ LOGGING = {
 SHOP_CURRENCY = "CNY"
 # An unpaid order is closed, and its stock released, after this many minutes.
 ORDER_PAYMENT_TIMEOUT_MINUTES = env.int("ORDER_PAYMENT_TIMEOUT_MINUTES", default=30)
+# A shipped order the shopper never confirmed completes by itself this many
+# days after it shipped (the janitor's orders-complete-delivered job).
+ORDER_AUTO_COMPLETE_DAYS = env.int("ORDER_AUTO_COMPLETE_DAYS", default=10)
 # The most of one SKU a shopper may put on one order line.
 CART_MAX_QUANTITY_PER_LINE = 99
 

@@ -4,10 +4,12 @@
     lifecycle.py  every order transition, each a named service (paid, closed,
                   shipped, completed, and the refund states refunds report)
     expiry.py     closing orders unpaid past their deadline
+    completion.py completing orders shipped ORDER_AUTO_COMPLETE_DAYS ago
 
 Callers import from `orders.services`; the modules are the map.
 """
 from orders.services.checkout import Consignee, new_order_no, order_place
+from orders.services.completion import orders_complete_delivered
 from orders.services.expiry import order_expire, order_expiry_step_register, orders_close_expired
 from orders.services.lifecycle import (
     ORDER_LIFECYCLE,
@@ -33,4 +35,5 @@ __all__ = [
     "order_ship",
     "order_transition",
     "orders_close_expired",
+    "orders_complete_delivered",
 ]

@@ -29,9 +29,27 @@ ORDER_NO_ATTEMPTS = 5
 
 @dataclass(frozen=True)
 class Consignee:
+    """Who receives the order, and where: the address in its parts.
+
+    `address` alone (the whole address on one line) is what callers from
+    before the structured checkout pass; with the parts, the one-line
+    address is made from them.
+    """
+
     name: str
     phone: str
-    address: str
+    address: str = ""
+    province: str = ""
+    city: str = ""
+    district: str = ""
+    street: str = ""
+    postal_code: str = ""
+
+    def one_line(self) -> str:
+        if not self.street:
+            return self.address
+        parts = (self.province, self.city, self.district, self.street, self.postal_code)
+        return " ".join(part for part in parts if part)
 
 
 def new_order_no(now: datetime) -> str:
@@ -61,11 +79,13 @@ def order_place(
     items: Sequence[tuple[str, int]],
     consignee: Consignee,
     checkout_token: uuid.UUID | None = None,
+    language: str = "",
 ) -> Order:
     """Create an order from (SKU code, quantity) pairs and reserve its stock.
 
     Prices and the total come from the locked SKU rows, never from the
-    caller. Runs in one durable transaction: either the order, its lines and
+    caller. `language` is the shopper's at checkout; their emails about
+    the order speak it. Runs in one durable transaction: either the order, its lines and
     the stock reservation all exist, or none do.
 
     Raises EmptyCart, InvalidQuantity, UnknownSku or InsufficientStock (all
@@ -74,6 +94,9 @@ def order_place(
     """
     wanted = _merge_items(items)
     if not wanted:
+        # A resubmit after the first submit emptied the cart: that order stands.
+        if checkout_token is not None:
+            _raise_if_checkout_placed(checkout_token)
         raise EmptyCart()
 
     try:
@@ -89,6 +112,7 @@ def order_place(
                 consignee=consignee,
                 lines=lines,
                 checkout_token=checkout_token,
+                language=language,
             )
             OrderEvent.objects.create(
                 order=order,
@@ -139,7 +163,8 @@ def _reserve_stock(*, skus: dict[str, Sku], wanted: dict[str, int]) -> list[Orde
 
 
 def _order_create(
-    *, shopper: Any, consignee: Consignee, lines: list[OrderLine], checkout_token: uuid.UUID | None
+    *, shopper: Any, consignee: Consignee, lines: list[OrderLine], checkout_token: uuid.UUID | None,
+    language: str,
 ) -> Order:
     now = timezone.now()
     total_minor = sum(line.line_total_minor for line in lines)
@@ -153,7 +178,13 @@ def _order_create(
                     currency=settings.SHOP_CURRENCY,
                     consignee_name=consignee.name,
                     consignee_phone=consignee.phone,
-                    consignee_address=consignee.address,
+                    consignee_address=consignee.one_line(),
+                    address_province=consignee.province,
+                    address_city=consignee.city,
+                    address_district=consignee.district,
+                    address_street=consignee.street,
+                    address_postal_code=consignee.postal_code,
+                    language=language,
                     checkout_token=checkout_token,
                     expires_at=now + timedelta(minutes=settings.ORDER_PAYMENT_TIMEOUT_MINUTES),
                 )

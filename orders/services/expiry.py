@@ -18,7 +18,7 @@ from datetime import datetime
 from django.utils import timezone
 
 from orders.exceptions import InvalidOrderTransition
-from orders.models import Order, OrderStatus
+from orders.models import REASON_PAYMENT_TIMEOUT, Order, OrderStatus
 from orders.selectors import order_list_expired_unpaid
 from orders.services.lifecycle import order_close
 from shop.actors import Actor
@@ -52,7 +52,7 @@ def order_expire(*, order_id: int, now: datetime | None = None) -> Order:
             logger.info("order %s: expiry waits for %s", order.order_no, name)
             return Order.objects.get(pk=order_id)
     try:
-        return order_close(order_id=order_id, actor=JANITOR, reason="payment timeout")
+        return order_close(order_id=order_id, actor=JANITOR, reason=REASON_PAYMENT_TIMEOUT)
     except InvalidOrderTransition:
         # Paid between our check and the close: the payment won.
         return Order.objects.get(pk=order_id)

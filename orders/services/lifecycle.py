@@ -15,9 +15,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from orders.exceptions import InvalidOrderTransition
+from orders.exceptions import InvalidOrderTransition, ShippingDetailsMissing
 from orders.lock_objects import order_for_update
-from orders.models import ORDER_TRANSITIONS, Order, OrderEvent, OrderStatus
+from orders.models import ORDER_TRANSITIONS, SHIPPABLE_STATUSES, Carrier, Order, OrderEvent, OrderStatus
 from orders.selectors import order_status_before_refund_pending
 from shop.actors import Actor
 from shop.lifecycle import Lifecycle
@@ -33,13 +33,23 @@ ORDER_LIFECYCLE: Lifecycle[Order] = Lifecycle(
 )
 
 
-def _move(order: Order, *, to_status: str, actor: Actor, reason: str, reference: str) -> bool:
-    """Move a locked order, stamping the time it was paid or closed."""
-    extra_fields = {}
-    if to_status == OrderStatus.PAID and order.paid_at is None and order.status != to_status:
-        extra_fields["paid_at"] = timezone.now()
-    if to_status == OrderStatus.CLOSED and order.status != to_status:
-        extra_fields["closed_at"] = timezone.now()
+# The status whose arrival each timestamp records (the first arrival: an
+# order back from a pending refund keeps when it was paid or shipped).
+_STAMPS: dict[str, str] = {
+    OrderStatus.PAID: "paid_at",
+    OrderStatus.CLOSED: "closed_at",
+    OrderStatus.SHIPPED: "shipped_at",
+    OrderStatus.COMPLETED: "completed_at",
+}
+
+
+def _move(order: Order, *, to_status: str, actor: Actor, reason: str, reference: str,
+          extra_fields: dict[str, object] | None = None) -> bool:
+    """Move a locked order, stamping the time it was paid, closed, shipped or completed."""
+    extra_fields = dict(extra_fields or {})
+    stamp = _STAMPS.get(to_status)
+    if stamp and getattr(order, stamp) is None and order.status != to_status:
+        extra_fields[stamp] = timezone.now()
     return ORDER_LIFECYCLE.move(order, to_status=to_status, actor=actor, reason=reason,
                                 extra_fields=extra_fields, reference=reference)
 
@@ -84,15 +94,33 @@ def _release_stock(order: Order) -> None:
         Sku.objects.filter(pk=sku.pk).update(stock=F("stock") + quantities[sku.code])
 
 
-def order_ship(*, order_id: int, actor: Actor, reason: str = "", reference: str = "") -> Order:
-    """paid (or partially refunded) → shipped."""
-    return order_transition(
-        order_id=order_id, to_status=OrderStatus.SHIPPED, actor=actor, reason=reason, reference=reference
-    )
+def order_ship(*, order_id: int, actor: Actor, carrier: str, tracking_number: str, reason: str = "shipped",
+               reference: str = "") -> Order:
+    """paid (or partially refunded) → shipped, with the courier and its tracking number.
+
+    The shopper sees both on the order page. A repeat is a no-op that keeps
+    the first carrier and number; an order with a refund pending, or not
+    paid, raises InvalidOrderTransition; a carrier not in `Carrier` or an
+    empty tracking number raises ShippingDetailsMissing.
+    """
+    tracking_number = (tracking_number or "").strip()
+    if carrier not in Carrier.values or not tracking_number:
+        raise ShippingDetailsMissing(f"order {order_id}: carrier {carrier!r}, tracking number {tracking_number!r}")
+    with transaction.atomic():
+        order = order_for_update(order_id=order_id)
+        # The table also lets a pending refund end back in "shipped"; only a
+        # paid order with no refund open is shipped by hand.
+        if order.status not in SHIPPABLE_STATUSES and order.status != OrderStatus.SHIPPED:
+            raise InvalidOrderTransition(order.order_no, order.status, OrderStatus.SHIPPED)
+        _move(order, to_status=OrderStatus.SHIPPED, actor=actor, reason=reason, reference=reference,
+              extra_fields={} if order.status == OrderStatus.SHIPPED else {
+                  "shipping_carrier": carrier, "tracking_number": tracking_number})
+    return order
 
 
 def order_complete(*, order_id: int, actor: Actor, reason: str = "", reference: str = "") -> Order:
-    """shipped → completed."""
+    """shipped → completed: the shopper confirmed receipt, staff marked it, or the sweep
+    (orders.services.completion) found it shipped long enough ago. A repeat is a no-op."""
     return order_transition(
         order_id=order_id, to_status=OrderStatus.COMPLETED, actor=actor, reason=reason, reference=reference
     )

@@ -25,7 +25,7 @@ def payment_send_confirmation(*, payment_id: int) -> bool:
     if not shopper.email:
         return False
     try:
-        with translation.override(settings.LANGUAGE_CODE):
+        with translation.override(payment.order.language or settings.LANGUAGE_CODE):
             context = {"payment": payment, "order": payment.order, "site_url": settings.SITE_URL}
             send_mail(
                 subject=render_to_string("payments/email/confirmation_subject.txt", context).strip(),

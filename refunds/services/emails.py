@@ -1,4 +1,13 @@
-"""The shopper's emails about their refund: decided, refunded, failed."""
+"""The shopper's emails about their refund: approved, refunded, rejected, failed.
+
+Each is in the language the shopper ordered in (Order.language), and each
+says what happened at its own event, not what the refund's status is by
+the time the email goes out: an approval email sent after the gateway
+already refunded still says "approved". The shopper reads them in the
+order things happened: the email of the result sends the approval's first
+if it was not sent yet, so two workers racing never put "refunded" before
+"approved" in the inbox.
+"""
 from __future__ import annotations
 
 from django.conf import settings
@@ -10,6 +19,10 @@ from django.utils import translation
 from refunds.models import Refund, RefundEmail
 from shop.outbox import outbox_enqueue
 
+APPROVED = "approved"
+# Events that come after an approval (an automatic refund has none).
+RESULTS = frozenset({"succeeded", "failed"})
+
 
 def refund_email_shopper(*, refund_id: int, event: str) -> bool:
     """Tell the shopper about a decision or a result, once per refund and event.
@@ -18,23 +31,28 @@ def refund_email_shopper(*, refund_id: int, event: str) -> bool:
     delivery of the task); a failure to send gives the claim back and
     re-raises, so the task retries.
     """
-    refund = Refund.objects.select_related("order", "order__shopper").get(pk=refund_id)
-    email = refund.order.shopper.email
-    if not email:
+    refund = Refund.objects.select_related("order", "order__shopper", "payment").get(pk=refund_id)
+    if not refund.order.shopper.email:
         return False
+    if event in RESULTS and refund.reviewed_by_id is not None and not refund.automatic:
+        _send_once(refund, APPROVED)
+    return _send_once(refund, event)
+
+
+def _send_once(refund: Refund, event: str) -> bool:
     try:
         with transaction.atomic():
             claim = RefundEmail.objects.create(refund=refund, event=event)
     except IntegrityError:
         return False
     try:
-        with translation.override(settings.LANGUAGE_CODE):
+        with translation.override(refund.order.language or settings.LANGUAGE_CODE):
             context = {"refund": refund, "order": refund.order, "event": event, "site_url": settings.SITE_URL}
             send_mail(
                 subject=render_to_string("refunds/email/update_subject.txt", context).strip(),
                 message=render_to_string("refunds/email/update.txt", context),
                 from_email=None,
-                recipient_list=[email],
+                recipient_list=[refund.order.shopper.email],
             )
     except Exception:
         RefundEmail.objects.filter(pk=claim.pk).delete()

@@ -18,6 +18,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
+from orders.models import REASON_REFUND_FAILED
 from payments.exceptions import AmountMismatch, GatewayRejected, GatewayUnavailable
 from payments.gateways import get_gateway
 from payments.gateways.base import GatewayRefundStatus, RefundReference, RefundRequest, RefundState
@@ -129,7 +130,7 @@ def refund_fail(*, refund_id: int, message: str, actor: Actor, gateway_status: s
         refund_move(refund, to_status=RefundStatus.FAILED, actor=actor, reason=f"failed: {message}"[:2000],
                     extra_fields=extra_fields)
         balance_release(balance, refund)
-        order_refund_state_sync(order, actor=actor)
+        order_refund_state_sync(order, actor=actor, reason=REASON_REFUND_FAILED)
         enqueue_shopper_email(refund.pk, "failed")
     metrics.refunds_finished.labels(gateway=refund.payment.gateway, status="failed").inc()
     return refund

@@ -67,11 +67,13 @@ def balance_count_refunded(balance: RefundBalance, refund: Refund) -> None:
     RefundBalance.objects.filter(pk=balance.pk).update(refunded_minor=F("refunded_minor") + refund.amount_minor)
 
 
-def order_refund_state_sync(order: Order, *, actor: Actor) -> None:
+def order_refund_state_sync(order: Order, *, actor: Actor, reason: str = "refunds changed") -> None:
     """Tell a locked order what the refunds of its accepted payment add up to.
 
     Automatic refunds (of duplicate or late payments) never change the
-    order: they give back money the order never counted.
+    order: they give back money the order never counted. `reason` goes on
+    the order's event (the shopper's history tells a rejected refund from
+    a failed one by it: orders.models.REASON_REFUND_REJECTED, ...).
     """
     payment = payment_accepted_for_order(order)
     if payment is None:
@@ -84,4 +86,5 @@ def order_refund_state_sync(order: Order, *, actor: Actor) -> None:
         refunded_minor=refunded,
         paid_minor=payment.amount_minor,
         actor=actor,
+        reason=reason,
     ).status

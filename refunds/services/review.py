@@ -7,6 +7,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from orders.models import REASON_REFUND_REJECTED
 from refunds.exceptions import InvalidRefundTransition, RejectNoteRequired, SecondApproverRequired
 from refunds.lock_objects import refund_for_update
 from refunds.models import Refund, RefundApproval, RefundStatus
@@ -80,6 +81,6 @@ def refund_reject(*, refund_id: int, reviewer: Any, note: str) -> Refund:
         refund_move(refund, to_status=RefundStatus.REJECTED, actor=actor, reason="rejected", detail={"note": note},
                     extra_fields={"reviewed_by": reviewer, "reviewed_at": timezone.now(),
                                   "review_note": note.strip()})
-        order_refund_state_sync(order, actor=actor)
+        order_refund_state_sync(order, actor=actor, reason=REASON_REFUND_REJECTED)
         enqueue_shopper_email(refund.pk, "rejected")
     return refund

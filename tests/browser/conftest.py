@@ -91,5 +91,12 @@ def check_out(page, base_url: str, sku: str, quantity: int = 1) -> None:
     page.get_by_test_id("checkout").click()
     page.fill("#id_consignee_name", "Han Meimei")
     page.fill("#id_consignee_phone", "13900139000")
-    page.fill("#id_consignee_address", "88 Wensan Road, Hangzhou")
+    fill_address(page)
     page.get_by_test_id("place-order").click()
+
+
+def fill_address(page) -> None:
+    page.fill("#id_address_province", "Zhejiang")
+    page.fill("#id_address_city", "Hangzhou")
+    page.fill("#id_address_district", "Xihu")
+    page.fill("#id_address_street", "88 Wensan Road")

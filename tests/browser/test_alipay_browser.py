@@ -15,7 +15,7 @@ def test_page_pay_ends_on_the_success_page(shopper_page, live_server, shop_sandb
     check_out(page, live_server.url, "TEA-LJ-250", 2)
     expect(page.get_by_test_id("amount-due")).to_have_text("¥176.00")
 
-    page.get_by_label("Alipay: pay on the Alipay page").check()
+    page.get_by_label("Pay on the Alipay website").check()
     page.get_by_test_id("pay").click()
 
     # The auto-submitting form takes the browser to the sandbox's Alipay page.
@@ -30,7 +30,7 @@ def test_page_pay_ends_on_the_success_page(shopper_page, live_server, shop_sandb
 def test_cancel_ends_on_the_failure_page_and_the_order_can_be_paid_again(shopper_page, live_server, shop_sandbox):
     page = shopper_page
     check_out(page, live_server.url, "NOTE-A5")
-    page.get_by_label("Alipay: pay on the Alipay page").check()
+    page.get_by_label("Pay on the Alipay website").check()
     page.get_by_test_id("pay").click()
     page.get_by_test_id("sandbox-cancel").click()
 
@@ -44,7 +44,7 @@ def test_cancel_ends_on_the_failure_page_and_the_order_can_be_paid_again(shopper
 def test_qr_page_moves_on_by_itself_once_the_phone_pays(shopper_page, live_server, shop_sandbox):
     page = shopper_page
     check_out(page, live_server.url, "CUP-WHITE", 3)
-    page.get_by_label("Alipay: scan a QR code").check()
+    page.get_by_label("Scan a QR code with the Alipay app").check()
     page.get_by_test_id("pay").click()
     qr = page.get_by_test_id("qr-code")
     expect(qr.locator("svg")).to_be_visible()

@@ -5,6 +5,7 @@ from playwright.sync_api import expect
 
 from orders.models import Order
 from shop.demo import demo_setup
+from tests.browser.conftest import fill_address
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -33,7 +34,7 @@ def test_demo_shopper_checks_out_two_products_and_reaches_the_cashier(live_serve
     page.get_by_test_id("checkout").click()
     page.fill("#id_consignee_name", "Han Meimei")
     page.fill("#id_consignee_phone", "13900139000")
-    page.fill("#id_consignee_address", "88 Wensan Road, Hangzhou")
+    fill_address(page)
     page.get_by_test_id("place-order").click()
 
     expect(page).to_have_url(re.compile(r"/orders/\d{16}/pay/$"))
@@ -51,8 +52,9 @@ def test_missing_address_is_shown_next_to_the_field(live_server, page):
     page.get_by_test_id("checkout").click()
     page.fill("#id_consignee_name", "Han Meimei")
     page.fill("#id_consignee_phone", "13900139000")
-    page.fill("#id_consignee_address", "")
+    fill_address(page)
+    page.fill("#id_address_street", "")
     page.get_by_test_id("place-order").click()
 
-    expect(page.locator('[data-field="consignee_address"]')).to_have_text("This field is required.")
+    expect(page.locator('[data-field="address_street"]')).to_have_text("This field is required.")
     assert not Order.objects.exists()

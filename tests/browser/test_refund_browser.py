@@ -17,7 +17,7 @@ def test_shopper_applies_service_approves_in_admin_and_the_order_shows_refunded(
     page = shopper_page
     # Paid with Alipay QR; the "phone" pays through the sandbox's control API.
     check_out(page, live_server.url, "NOTE-A5")
-    page.get_by_label("Alipay: scan a QR code").check()
+    page.get_by_label("Scan a QR code with the Alipay app").check()
     page.get_by_test_id("pay").click()
     expect(page.get_by_test_id("qr-code")).to_be_visible()
     order = Order.objects.get()
@@ -53,16 +53,27 @@ def test_shopper_applies_service_approves_in_admin_and_the_order_shows_refunded(
         review = staff.get_by_test_id("refund-review")
         expect(review.get_by_test_id("review-status")).to_have_text("Waiting for review")
         expect(review).to_contain_text("The cover arrived torn.")
+        expect(review.get_by_test_id("review-contact")).to_contain_text("shopper@example.com")
         staff.get_by_test_id("review-note").fill("Photo of the torn cover checked.")
         staff.get_by_test_id("approve").click()
-        expect(staff.locator("ul.messagelist")).to_contain_text(f"{refund.out_refund_no} is now: Refunded")
-        expect(review.get_by_test_id("review-status")).to_have_text("Refunded")
+        # The confirmation: nothing has moved yet.
+        confirm = staff.get_by_test_id("confirm-decision")
+        expect(confirm).to_contain_text(refund.out_refund_no)
+        expect(confirm).to_contain_text("¥19.99")
+        assert shop_sandbox.control("GET", f"alipay/trades/{out_trade_no}")["refund_count"] == 0
+        assert Refund.objects.get(pk=refund.pk).status == RefundStatus.REQUESTED
+        staff.get_by_test_id("confirm").click()
+        # Back on the queue, told what happened.
+        expect(staff).to_have_url(re.compile(r"/admin/refunds/refund/$"))
+        expect(staff.locator("ul.messagelist").last).to_contain_text(
+            f"Refund {refund.out_refund_no} of ¥19.99 approved and refunded through Alipay.")
     finally:
         context.close()
 
     # Back on the shopper's side.
     page.reload()
     expect(page.get_by_test_id("refund-status")).to_have_text("Refunded")
+    expect(page.get_by_test_id("history")).to_contain_text("Refunded")
     expect(page.get_by_test_id("order-status")).to_have_text("Refunded")
     expect(page.get_by_test_id("apply-for-refund")).to_have_count(0)
     assert Refund.objects.get(pk=refund.pk).status == RefundStatus.SUCCEEDED

@@ -17,7 +17,7 @@ def test_paying_on_the_unionpay_page_lands_on_the_success_page(shopper_page, liv
     check_out(page, live_server.url, "TEA-LJ-250", 2)
     expect(page.get_by_test_id("amount-due")).to_have_text("¥176.00")
 
-    page.get_by_label("UnionPay: pay on the UnionPay page").check()
+    page.get_by_label("Pay on the UnionPay website").check()
     page.get_by_test_id("pay").click()
 
     # The shop's auto-submitting form posts the signed consume to UnionPay.
@@ -41,13 +41,13 @@ def test_cancel_on_the_unionpay_page_lands_on_the_failure_page_and_pay_again_wor
                                                                                    shop_sandbox):
     page = shopper_page
     check_out(page, live_server.url, "NOTE-A5")
-    page.get_by_label("UnionPay: pay on the UnionPay page").check()
+    page.get_by_label("Pay on the UnionPay website").check()
     page.get_by_test_id("pay").click()
     page.get_by_test_id("sandbox-cancel").click()
 
     expect(page.get_by_test_id("payment-result")).to_have_attribute("data-result", "failure")
     page.get_by_test_id("pay-again").click()
-    page.get_by_label("UnionPay: pay on the UnionPay page").check()
+    page.get_by_label("Pay on the UnionPay website").check()
     page.get_by_test_id("pay").click()
     page.get_by_test_id("sandbox-pay").click()
 

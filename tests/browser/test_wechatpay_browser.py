@@ -17,7 +17,7 @@ def test_qr_page_moves_on_by_itself_once_the_phone_pays(shopper_page, live_serve
     check_out(page, live_server.url, "CUP-WHITE", 3)
     expect(page.get_by_test_id("amount-due")).to_have_text("¥119.70")
 
-    page.get_by_label("WeChat Pay: scan a QR code").check()
+    page.get_by_label("Scan a QR code with the WeChat Pay app").check()
     page.get_by_test_id("pay").click()
 
     expect(page).to_have_url(re.compile(r"/payments/[0-9A-Za-z]+/qr/$"))

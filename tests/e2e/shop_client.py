@@ -54,7 +54,10 @@ class ShopClient:
             {
                 "consignee_name": "Li Lei",
                 "consignee_phone": "13800138000",
-                "consignee_address": "1 Nanjing Road, Shanghai",
+                "address_province": "Shanghai",
+                "address_city": "Shanghai",
+                "address_district": "Huangpu",
+                "address_street": "1 Nanjing Road East",
                 "checkout_token": token,
             },
         )

@@ -40,7 +40,7 @@ def notifications_settled(payment: Payment, count: int = 1):
 def test_page_pay_from_checkout_to_success_page(shop, sandbox):
     order = shop.place_order({"TEA-LJ-250": 2})
 
-    redirect_page = shop.choose(order, "alipay:redirect")
+    redirect_page = shop.choose(order, "alipay:page")
     cashier = shop.sandbox.arrive(shop.submit_gateway_form(redirect_page))
     assert "176.00" in cashier.html
     back = shop.sandbox.press(cashier, "sandbox-pay")
@@ -60,7 +60,7 @@ def test_page_pay_from_checkout_to_success_page(shop, sandbox):
 
 def test_wap_pay_is_used_for_a_phone(shop, sandbox):
     order = shop.place_order({"NOTE-A5": 1})
-    redirect_page = shop.choose(order, "alipay:redirect", device="mobile")
+    redirect_page = shop.choose(order, "alipay:wap", device="mobile")
     cashier = shop.sandbox.arrive(shop.submit_gateway_form(redirect_page))
     back = shop.sandbox.press(cashier, "sandbox-pay")
     assert shop.result_of(shop.http.get(back.headers["Location"], timeout=20)) == "success"
@@ -87,7 +87,7 @@ def test_qr_payment_moves_on_by_itself_when_paid(shop, sandbox):
 
 def test_cancel_on_the_payment_page_shows_the_failure_page(shop, sandbox):
     order = shop.place_order({"NOTE-A5": 1})
-    cashier = shop.sandbox.arrive(shop.submit_gateway_form(shop.choose(order, "alipay:redirect")))
+    cashier = shop.sandbox.arrive(shop.submit_gateway_form(shop.choose(order, "alipay:page")))
     back = shop.sandbox.press(cashier, "sandbox-cancel")
     # No quit_url for page.pay: the sandbox sends the shopper back, unpaid.
     result = shop.http.get(back.headers["Location"], timeout=20)
@@ -132,7 +132,7 @@ def test_unpaid_order_past_its_timeout_is_closed_here_and_at_the_sandbox(shop, s
 
 def test_an_attempt_never_opened_is_closed_too(shop, sandbox):
     order = shop.place_order({"NOTE-A5": 1})
-    shop.choose(order, "alipay:redirect")  # the shopper never reaches Alipay
+    shop.choose(order, "alipay:page")  # the shopper never reaches Alipay
     assert orders_close_expired(now=order.expires_at + timedelta(seconds=1)) == 1
     assert Payment.objects.get(order=order).status == PaymentStatus.CLOSED
 

@@ -174,7 +174,7 @@ def test_redis_stopped_during_approvals_notifications_and_checkouts_then_started
     stack.redis.kill()  # SIGKILL: no persistence, it comes back empty
 
     for refund in refunds:
-        answer = staff.post(f"/admin/refunds/refund/{refund.pk}/decide/", {"decision": "approve", "note": "ok"},
+        answer = staff.post(f"/admin/refunds/refund/{refund.pk}/decide/", {"decision": "approve", "note": "ok", "confirm": "yes"},
                             allow_redirects=False)
         answers.append(answer.status_code)
         assert answer.status_code == 302, answer.text[:300]
@@ -246,7 +246,7 @@ def test_worker_killed_right_after_an_approval_the_refund_executes_once(stack):
     payment = pay_at_sandbox(sandbox, payment)
     refund = apply(order, payment.amount_minor)
 
-    answer = staff.post(f"/admin/refunds/refund/{refund.pk}/decide/", {"decision": "approve", "note": "ok"},
+    answer = staff.post(f"/admin/refunds/refund/{refund.pk}/decide/", {"decision": "approve", "note": "ok", "confirm": "yes"},
                         allow_redirects=False)
     stack.worker.kill()  # SIGKILL, 0 ms after the approval's answer
     assert answer.status_code == 302

@@ -369,7 +369,7 @@ def test_wechatpay_abnormal_refund_is_flagged_for_staff_who_settle_it(shop, sand
 
     # Staff returned the money another way and record it.
     answer = staff.post(f"/admin/refunds/refund/{refund.pk}/decide/",
-                        {"decision": "settle_succeeded", "note": "paid back by bank transfer"})
+                        {"decision": "settle_succeeded", "note": "paid back by bank transfer", "confirm": "yes"})
     assert answer.status_code == 200
     assert refund_status(refund) == RefundStatus.SUCCEEDED
     assert order_status(order) == OrderStatus.REFUNDED
@@ -396,7 +396,7 @@ def test_wechatpay_closed_refund_fails_is_shown_to_staff_and_their_retry_takes_a
     assert refund.out_refund_no in staff.get("/admin/refunds/refund/?status__exact=failed").text
     detail = staff.get(f"/admin/refunds/refund/{refund.pk}/change/")
     assert 'data-testid="review-status">Failed<' in detail.text
-    assert 'class="form-row errornote"' in detail.text
+    assert 'class="errornote"' in detail.text
     assert 'data-testid="retry"' in detail.text
     # The shopper sees it failed and may apply again.
     page = shop.get(f"/orders/{order.order_no}/")
@@ -406,7 +406,7 @@ def test_wechatpay_closed_refund_fails_is_shown_to_staff_and_their_retry_takes_a
     # Staff retry. WeChat Pay ended that number for good (a replay answers
     # the closed refund again), so the retry must go out under a new one.
     closed_no = refund.out_refund_no
-    staff.post(f"/admin/refunds/refund/{refund.pk}/decide/", {"decision": "retry", "note": ""})
+    staff.post(f"/admin/refunds/refund/{refund.pk}/decide/", {"decision": "retry", "note": "", "confirm": "yes"})
     refund = Refund.objects.get(pk=refund.pk)
     assert refund.status == RefundStatus.PROCESSING
     assert refund.out_refund_no != closed_no
@@ -570,15 +570,17 @@ def test_duplicate_wechatpay_payment_is_refunded_automatically_without_review(sh
 
     # Visible, with its reason, to the shopper and to staff.
     page = lxml.html.fromstring(shop.get(f"/orders/{order.order_no}/").text)
-    (row,) = page.xpath(f"//tr[@data-testid='refund-{refund.out_refund_no}']")
+    (row,) = page.xpath(f"//*[@data-testid='refund-{refund.out_refund_no}']")
     assert "Duplicate payment" in row.text_content()
     assert row.xpath(".//*[@data-testid='refund-status']")[0].text_content() == "Refunded"
     staff = staff_client(live_server.url)
     assert refund.out_refund_no in staff.get("/admin/refunds/refund/?automatic__exact=1").text
     review = lxml.html.fromstring(staff.get(f"/admin/refunds/refund/{refund.pk}/change/").text)
     (section,) = review.xpath("//*[@data-testid='refund-review']")
-    assert "automatic refund" in section.text_content()
-    assert "Duplicate payment — automatic: Duplicate payment" in section.text_content()
+    assert "Automatic refund: the shop gives back a payment the order could not take." in section.text_content()
+    (reason,) = section.xpath(".//*[@data-testid='review-reason']")
+    assert reason.xpath("string(.//strong)") == "Duplicate payment"
+    assert reason.text_content().endswith("automatic: Duplicate payment")
 
 
 def test_duplicate_alipay_payment_whose_task_was_lost_is_refunded_by_the_sweep(shop, sandbox, monkeypatch):
@@ -611,7 +613,7 @@ def test_the_same_refund_approved_twice_in_parallel_over_http_refunds_once(shop,
 
     answers = run_in_parallel(
         lambda i: reviewers[i].post(f"/admin/refunds/refund/{refund.pk}/decide/",
-                                    {"decision": "approve", "note": f"ok {i}"}), 2)
+                                    {"decision": "approve", "note": f"ok {i}", "confirm": "yes"}), 2)
 
     assert [kind for kind, _ in answers] == ["ok", "ok"], answers
     assert [answer.status_code for _, answer in answers] == [200, 200]

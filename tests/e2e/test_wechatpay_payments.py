@@ -123,7 +123,7 @@ def test_native_qr_payment_from_checkout_to_success_page(shop, sandbox):
 def test_h5_payment_on_a_phone_goes_to_wechat_and_back_to_the_success_page(shop, sandbox):
     order = shop.place_order({"NOTE-A5": 1})
 
-    to_wechat = shop.choose_unfollowed(order, "wechatpay:redirect", device="mobile")
+    to_wechat = shop.choose_unfollowed(order, "wechatpay:wap", device="mobile")
 
     payment = Payment.objects.get(order=order)
     assert payment.method == PayMethod.WAP  # WeChat Pay H5
@@ -162,14 +162,16 @@ def test_h5_payment_on_a_phone_goes_to_wechat_and_back_to_the_success_page(shop,
     assert paid_events(order) == 1
 
 
-def test_h5_on_a_computer_is_refused_with_a_field_error(shop, sandbox):
+def test_h5_on_a_computer_is_not_offered_and_a_forged_choice_is_a_field_error(shop, sandbox):
     order = shop.place_order({"NOTE-A5": 1})
+    assert 'value="wechatpay:wap"' not in shop.get(f"/orders/{order.order_no}/pay/").text
+    assert 'value="wechatpay:qr"' in shop.get(f"/orders/{order.order_no}/pay/").text
 
-    page = shop.choose(order, "wechatpay:redirect", device="desktop")
+    page = shop.choose(order, "wechatpay:wap", device="desktop")
 
     assert page.status_code == 400
     (error,) = shop.field_errors(page, "choice")
-    assert "WeChat Pay can only be paid this way on a phone" in error
+    assert "This way to pay is not offered on this device" in error
     assert 'data-testid="cashier-form"' in page.text
     assert not Payment.objects.filter(order=order).exists()
     assert sandbox.control("GET", "wechatpay/trades")["trades"] == []

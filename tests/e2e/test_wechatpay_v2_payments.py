@@ -135,7 +135,7 @@ def test_native_qr_payment_signed_with_hmac_sha256(shop, sandbox, settings):
 def test_mweb_payment_on_a_phone_goes_to_wechat_and_back_to_the_success_page(shop, sandbox):
     order = shop.place_order({"NOTE-A5": 1})
 
-    to_wechat = shop.choose_unfollowed(order, "wechatpay:redirect", device="mobile")
+    to_wechat = shop.choose_unfollowed(order, "wechatpay:wap", device="mobile")
 
     payment = Payment.objects.get(order=order)
     assert payment.method == PayMethod.WAP
@@ -165,7 +165,7 @@ def test_mweb_payment_on_a_phone_goes_to_wechat_and_back_to_the_success_page(sho
 
 def test_an_mweb_url_lives_five_minutes_and_a_new_attempt_gets_a_new_one(shop, sandbox):
     order = shop.place_order({"NOTE-A5": 1})
-    stale = shop.choose_unfollowed(order, "wechatpay:redirect", device="mobile").headers["Location"]
+    stale = shop.choose_unfollowed(order, "wechatpay:wap", device="mobile").headers["Location"]
     sandbox.control("POST", "settings", {"clock_offset_seconds": 301})
 
     expired = shop.http.get(stale, timeout=20)
@@ -175,7 +175,7 @@ def test_an_mweb_url_lives_five_minutes_and_a_new_attempt_gets_a_new_one(shop, s
     first = Payment.objects.get(order=order)
     assert sandbox_trade(sandbox, first)["trade_state"] == "NOTPAY"  # nothing paid through it
 
-    fresh = shop.choose_unfollowed(order, "wechatpay:redirect", device="mobile").headers["Location"]
+    fresh = shop.choose_unfollowed(order, "wechatpay:wap", device="mobile").headers["Location"]
     page = shop.sandbox.open(fresh)
     assert page.state == "pending"
     second = Payment.objects.filter(order=order).exclude(pk=first.pk).get()

@@ -30,7 +30,7 @@ class AtUnionPay:
 def to_unionpay(shop: ShopClient, order: Order, *, device: str = "desktop") -> AtUnionPay:
     """Choose UnionPay at the cashier and follow the form to UnionPay's cashier page."""
     before = set(Payment.objects.filter(order=order).values_list("pk", flat=True))
-    form_page = shop.choose(order, "unionpay:redirect", device=device)
+    form_page = shop.choose(order, "unionpay:wap" if device == "mobile" else "unionpay:page", device=device)
     assert form_page.status_code == 200, form_page.text[:500]
     payment = Payment.objects.filter(order=order).exclude(pk__in=before).get()
     cashier = shop.sandbox.arrive(shop.submit_gateway_form(form_page))

@@ -10,7 +10,11 @@ from shop.models import Sku
 ADDRESS = {
     "consignee_name": "Li Lei",
     "consignee_phone": "13800138000",
-    "consignee_address": "1 Nanjing Road, Shanghai",
+    "address_province": "Shanghai",
+    "address_city": "Shanghai",
+    "address_district": "Huangpu",
+    "address_street": "1 Nanjing Road East, Room 1203",
+    "address_postal_code": "200001",
 }
 
 
@@ -41,7 +45,12 @@ def test_checkout_creates_order_reserves_stock_and_goes_to_cashier(shopper_clien
     assert order.shopper == shopper
     assert order.status == OrderStatus.PENDING_PAYMENT
     assert order.total_minor == 2 * 8800 + 3990
-    assert order.consignee_address == ADDRESS["consignee_address"]
+    assert (order.address_province, order.address_city, order.address_district, order.address_street,
+            order.address_postal_code) == ("Shanghai", "Shanghai", "Huangpu", "1 Nanjing Road East, Room 1203",
+                                           "200001")
+    # The one-line address older code and older orders read.
+    assert order.consignee_address == "Shanghai Shanghai Huangpu 1 Nanjing Road East, Room 1203 200001"
+    assert order.language == "en"
     assert [(line.sku_code, line.unit_price_minor, line.quantity) for line in order.lines.all()] == [
         (tea.code, 8800, 2),
         (cup.code, 3990, 1),
@@ -72,9 +81,36 @@ def assert_refused(response, *, message: str, tea=None, stock_before=None):
         assert stock(tea) == stock_before
 
 
+def assert_sent_back_to_the_cart(client, response, *, tea=None, stock_before=None):
+    assert response.status_code == 302 and response.url == reverse("shop:cart")
+    assert "Your cart is empty." in client.get(response.url).content.decode()
+    assert not Order.objects.exists()
+    if tea is not None:
+        assert stock(tea) == stock_before
+
+
 @pytest.mark.django_db
 def test_empty_cart_is_refused(shopper_client):
-    assert_refused(checkout(shopper_client), message="Your cart is empty.")
+    assert_sent_back_to_the_cart(shopper_client, checkout(shopper_client))
+
+
+@pytest.mark.django_db
+def test_an_empty_cart_never_reaches_the_checkout_form(shopper_client):
+    """Redirected to the cart, which says it is empty; no form to fill for nothing."""
+    response = shopper_client.get(reverse("orders:checkout"))
+    assert response.status_code == 302 and response.url == reverse("shop:cart")
+    page = shopper_client.get(response.url).content.decode()
+    assert "Your cart is empty." in page and 'data-testid="checkout"' not in page
+
+
+@pytest.mark.django_db
+def test_a_cart_line_over_the_stock_goes_back_to_the_cart(shopper_client, tea):
+    put_in_cart(shopper_client, {tea.code: 11})
+    response = shopper_client.get(reverse("orders:checkout"))
+    assert response.status_code == 302 and response.url == reverse("shop:cart")
+    page = shopper_client.get(response.url).content.decode()
+    assert f'data-line="{tea.code}">Only 10 left; lower the quantity.' in page
+    assert 'data-testid="checkout"' not in page
 
 
 @pytest.mark.django_db
@@ -87,7 +123,7 @@ def test_unknown_sku_in_cart_is_refused(shopper_client, tea):
 @pytest.mark.parametrize("quantity", [0, -3, "2", True])
 def test_malformed_cart_lines_are_dropped(shopper_client, tea, quantity):
     put_in_cart(shopper_client, {tea.code: quantity})
-    assert_refused(checkout(shopper_client), message="Your cart is empty.", tea=tea, stock_before=10)
+    assert_sent_back_to_the_cart(shopper_client, checkout(shopper_client), tea=tea, stock_before=10)
 
 
 @pytest.mark.django_db
@@ -117,8 +153,11 @@ def test_tampered_price_fields_are_ignored(shopper_client, tea):
         ("consignee_name", "", "This field is required."),
         ("consignee_phone", "", "This field is required."),
         ("consignee_phone", "call me", "Enter a phone number of digits"),
-        ("consignee_address", "", "This field is required."),
-        ("consignee_address", "here", "Enter the full delivery address."),
+        ("address_province", "", "This field is required."),
+        ("address_city", "", "This field is required."),
+        ("address_street", "", "This field is required."),
+        ("address_street", "No1", "Enter the street, number and building."),
+        ("address_postal_code", "2000", "A postal code is six digits, e.g. 310013."),
     ],
 )
 def test_missing_or_bad_address_fields_are_errors_next_to_the_field(shopper_client, tea, field, value, message):
@@ -147,4 +186,17 @@ def test_checkout_page_prefills_the_last_address(shopper_client, tea):
     checkout(shopper_client)
     put_in_cart(shopper_client, {tea.code: 1})
     page = shopper_client.get(reverse("orders:checkout")).content.decode()
-    assert "1 Nanjing Road, Shanghai" in page
+    assert "1 Nanjing Road East, Room 1203</textarea>" in page
+    assert 'value="Huangpu"' in page and 'value="200001"' in page
+
+
+@pytest.mark.django_db
+def test_the_form_says_what_to_autofill_and_sums_up_the_order_beside_it(shopper_client, tea):
+    put_in_cart(shopper_client, {tea.code: 2})
+    page = shopper_client.get(reverse("orders:checkout")).content.decode()
+    for attribute in ('type="tel"', 'autocomplete="tel"', 'autocomplete="name"', 'autocomplete="address-level1"',
+                      'autocomplete="address-level2"', 'autocomplete="address-level3"',
+                      'autocomplete="street-address"', 'autocomplete="postal-code"'):
+        assert attribute in page, attribute
+    summary = page.split('data-testid="order-summary"')[1]
+    assert "Tea" in summary and "× 2" in summary and "¥176.00" in summary

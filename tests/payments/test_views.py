@@ -1,10 +1,12 @@
 import hashlib
 import hmac
+import re
 
 import pytest
 from django.urls import reverse
 
 from orders.models import Order, OrderStatus
+from payments.gateways.base import PayMethod
 from payments.gateways.fake import SECRET
 from payments.models import Payment, PaymentStatus
 from tests.orders.factories import place_order
@@ -23,11 +25,44 @@ def cashier_url(order) -> str:
     return reverse("payments:cashier", kwargs={"order_no": order.order_no})
 
 
-def test_cashier_offers_redirect_and_qr(shopper_client, shopper):
+PHONE = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X) AppleWebKit/605.1.15 Mobile/15E148"
+DESKTOP = "Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 Chrome/120.0 Safari/537.36"
+
+
+def offered(page: str) -> list[str]:
+    return re.findall(r'name="choice" value="([^"]+)"', page)
+
+
+def test_a_computer_is_offered_the_website_and_a_qr_code(shopper_client, shopper):
     order = place_order(shopper=shopper)
-    page = shopper_client.get(cashier_url(order)).content.decode()
-    assert 'value="fake:redirect"' in page and 'value="fake:qr"' in page
+    page = shopper_client.get(cashier_url(order), HTTP_USER_AGENT=DESKTOP).content.decode()
+    assert offered(page) == ["fake:page", "fake:qr"]
     assert order.total.format() in page
+    assert "img/pay/generic.svg" in page  # the fake has no mark of its own
+    assert "I am paying on" not in page  # nobody is asked which device they hold
+
+
+def test_a_phone_is_offered_the_mobile_page_and_never_a_qr_code_to_scan_with_itself(shopper_client, shopper):
+    order = place_order(shopper=shopper)
+    page = shopper_client.get(cashier_url(order), HTTP_USER_AGENT=PHONE).content.decode()
+    assert offered(page) == ["fake:wap"]
+
+
+def test_a_gateway_with_no_way_for_this_device_is_not_offered(shopper_client, shopper, fake_gateway):
+    """WeChat Pay's shape: QR and H5 only. A computer gets the QR, a phone H5."""
+    fake_gateway.with_capabilities(methods=frozenset({PayMethod.QR, PayMethod.WAP}))
+    order = place_order(shopper=shopper)
+    assert offered(shopper_client.get(cashier_url(order), HTTP_USER_AGENT=DESKTOP).content.decode()) == ["fake:qr"]
+    assert offered(shopper_client.get(cashier_url(order), HTTP_USER_AGENT=PHONE).content.decode()) == ["fake:wap"]
+    fake_gateway.with_capabilities(methods=frozenset({PayMethod.WAP}))
+    page = shopper_client.get(cashier_url(order), HTTP_USER_AGENT=DESKTOP).content.decode()
+    assert offered(page) == [] and 'data-testid="no-options"' in page
+
+
+def test_the_switch_shows_the_other_devices_ways(shopper_client, shopper):
+    order = place_order(shopper=shopper)
+    page = shopper_client.get(cashier_url(order), {"device": "mobile"}, HTTP_USER_AGENT=DESKTOP).content.decode()
+    assert offered(page) == ["fake:wap"]
 
 
 def test_cashier_hides_a_gateway_that_is_not_configured(shopper_client, shopper, settings):
@@ -47,9 +82,9 @@ def test_choosing_qr_shows_the_qr_page(shopper_client, shopper):
     assert "<svg" in page and f'data-qr-content="fake://pay/{payment.out_trade_no}"' in page
 
 
-def test_choosing_redirect_goes_to_the_gateway(shopper_client, shopper):
+def test_choosing_the_website_goes_to_the_gateway(shopper_client, shopper):
     order = place_order(shopper=shopper)
-    response = shopper_client.post(cashier_url(order), {"choice": "fake:redirect", "device": "desktop"})
+    response = shopper_client.post(cashier_url(order), {"choice": "fake:page", "device": "desktop"})
     payment = Payment.objects.get()
     assert payment.method == "page"
     assert response.url == f"https://fake.invalid/pay/{payment.out_trade_no}"
@@ -57,16 +92,34 @@ def test_choosing_redirect_goes_to_the_gateway(shopper_client, shopper):
 
 def test_a_phone_gets_the_mobile_flavour(shopper_client, shopper):
     order = place_order(shopper=shopper)
-    shopper_client.post(cashier_url(order), {"choice": "fake:redirect", "device": "mobile"})
+    shopper_client.post(cashier_url(order), {"choice": "fake:wap", "device": "mobile"}, HTTP_USER_AGENT=PHONE)
     assert Payment.objects.get().method == "wap"
 
 
-def test_the_device_defaults_from_the_user_agent(shopper_client, shopper):
+@pytest.mark.parametrize("choice,device", [("fake:wap", "desktop"), ("fake:qr", "mobile"), ("fake:redirect", "desktop")])
+def test_a_way_not_offered_on_the_device_is_an_error_next_to_the_field(shopper_client, shopper, choice, device):
     order = place_order(shopper=shopper)
-    page = shopper_client.get(
-        cashier_url(order), HTTP_USER_AGENT="Mozilla/5.0 (iPhone; CPU iPhone OS 17_0) Mobile/15E148"
-    ).content.decode()
-    assert 'value="mobile" id="id_device_1" checked' in page.replace('required ', '')
+    response = shopper_client.post(cashier_url(order), {"choice": choice, "device": device})
+    assert response.status_code == 400
+    assert 'data-field="choice">This way to pay is not offered on this device' in response.content.decode()
+    assert not Payment.objects.exists()
+
+
+def test_the_cashier_shows_the_orders_items(shopper_client, shopper):
+    order = place_order(shopper=shopper, quantity=2, price_minor=1999)
+    summary = shopper_client.get(cashier_url(order)).content.decode().split('data-testid="order-summary"')[1]
+    assert order.lines.get().name in summary and "× 2" in summary and "¥39.98" in summary
+
+
+@pytest.mark.parametrize("status,says", [(OrderStatus.PAID, "This order has been paid"),
+                                         (OrderStatus.REFUNDED, "This order has been paid"),
+                                         (OrderStatus.CLOSED, "closed without being paid")])
+def test_an_order_not_awaiting_payment_shows_its_state_and_no_amount_due(shopper_client, shopper, status, says):
+    order = place_order(shopper=shopper)
+    Order.objects.filter(pk=order.pk).update(status=status)
+    page = shopper_client.get(cashier_url(order)).content.decode()
+    assert says in page and 'data-testid="order-status"' in page
+    assert "Amount due" not in page and 'data-testid="cashier-form"' not in page
 
 
 def test_an_unknown_choice_is_an_error_next_to_the_field(shopper_client, shopper):
@@ -239,3 +292,29 @@ def test_returns_at_once_answer_from_the_database_while_a_query_is_in_flight(fak
         release.set()
     assert answers == [("ok", 302)] * 10
     assert queries == [payment.out_trade_no]
+
+
+def qr_page_of(client, payment) -> str:
+    return client.get(reverse("payments:qr", kwargs={"out_trade_no": payment.out_trade_no})).content.decode()
+
+
+def test_the_qr_page_names_the_app_counts_down_and_has_a_text_alternative(shopper_client, shopper, fake_gateway):
+    payment, _ = start_payment(order=place_order(shopper=shopper))
+    page = qr_page_of(shopper_client, payment)
+    assert "<h1>Scan with Fake Pay</h1>" in page
+    assert f'aria-label="QR code to pay {payment.amount} with Fake Pay"' in page
+    seconds = int(re.search(r'data-seconds-left="(\d+)"', page).group(1))
+    assert 0 < seconds <= 30 * 60
+    assert "The code expires at" in page
+    assert f'data-testid="qr-text">fake://pay/{payment.out_trade_no}<' in page
+    assert 'data-testid="sandbox-scan"' not in page  # not a sandbox code
+
+
+def test_in_demo_mode_the_sandboxs_scan_page_is_linked(shopper_client, shopper, fake_gateway, settings):
+    payment, _ = start_payment(order=place_order(shopper=shopper))
+    scan = f"{settings.SANDBOX_URL}/alipay/scan/tok/"
+    Payment.objects.filter(pk=payment.pk).update(qr_content=scan)
+    settings.DEBUG = True
+    assert f'<a href="{scan}" target="_blank"' in qr_page_of(shopper_client, payment)
+    settings.DEBUG = False
+    assert 'data-testid="sandbox-scan"' not in qr_page_of(shopper_client, payment)
