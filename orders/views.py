@@ -37,7 +37,6 @@ def _consignee(data: dict) -> Consignee:
 @login_required
 def checkout(request):
     cart = Cart(request.session)
-    lines = cart.lines()
     if request.method == "POST":
         form = CheckoutForm(request.POST)
         if form.is_valid():
@@ -62,8 +61,12 @@ def checkout(request):
             else:
                 cart.clear()
                 return redirect("payments:cashier", order_no=order.order_no)
+        # Priced from the database only when the form is shown again: a
+        # placed order read its prices under the SKU locks.
+        lines = cart.lines()
         status = 400
     else:
+        lines = cart.lines()
         # The form is for a cart that can be ordered: an empty one, or one
         # with a line over the stock, goes back to the cart, which says why.
         if not lines:
