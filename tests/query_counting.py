@@ -5,7 +5,10 @@ connection (through `connection.execute_wrapper`) and every transaction
 that ends: an outermost `atomic` block's COMMIT, and each statement run in
 autocommit mode outside any block (PostgreSQL commits each of those on its
 own). It needs a test with real transactions (`transaction=True`): inside
-the test case's own atomic block nothing would ever commit.
+the test case's own atomic block nothing would ever commit. Statements
+psycopg sends by itself are not seen: the BEGIN that opens a transaction,
+and CONN_HEALTH_CHECKS' `SELECT 1` on a connection reused by a new request
+(tests close connections after each request).
 """
 from __future__ import annotations
 
@@ -19,8 +22,8 @@ from django.db import connection
 @dataclass
 class RoundTrips:
     statements: list[str] = field(default_factory=list)
-    # One entry per transaction that ended: "COMMIT" for an atomic block,
-    # the statement itself for one autocommitted alone.
+    # One entry per commit: "COMMIT" for an atomic block, the statement
+    # itself for a write autocommitted alone (a lone SELECT writes nothing).
     transactions: list[str] = field(default_factory=list)
     _stack: ExitStack = field(default_factory=ExitStack)
 
@@ -47,12 +50,13 @@ class RoundTrips:
 
     def _statement(self, execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
         self.statements.append(sql)
-        if connection.get_autocommit() and not connection.in_atomic_block:
+        if connection.get_autocommit() and not connection.in_atomic_block and not sql.lstrip().upper().startswith(
+                "SELECT"):
             self.transactions.append(sql)
         return execute(sql, params, many, context)
 
     def report(self) -> str:
-        lines = [f"{len(self.statements)} statements, {self.commits} transactions"]
+        lines = [f"{len(self.statements)} statements, {self.commits} commits"]
         lines += [f"  {sql[:160]}" for sql in self.statements]
         lines += [f"  ends: {sql[:80]}" for sql in self.transactions]
         return "\n".join(lines)
