@@ -10,6 +10,8 @@ TEST_WORKERS ?= auto
 SQLITE_TESTS ?= tests/reconciliation
 # `make bench`: lines per gateway (and a bill three times that size for linearity).
 BENCH_LINES ?= 1000000
+# `make bench`: extra arguments of bench/web.py (e.g. --rounds 5 --seconds 10, --only notify).
+BENCH_WEB_ARGS ?=
 
 .PHONY: run test lint messages clean-venv bench
 
@@ -42,10 +44,14 @@ test: lint var
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 	$(if $(PYTEST_ARGS),,DATABASE_URL=sqlite:///$(CURDIR)/var/test-sqlite.sqlite3 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not e2e and not browser" $(SQLITE_TESTS))
 
-# Reconciliation against a million-line bill per gateway, beside a raw COPY
-# + FULL OUTER JOIN of the same data (bench/reconcile.py; PostgreSQL).
+# The money paths over HTTP beside a minimal baseline (bench/web.py: the
+# shop and the baseline under gunicorn, the sandbox, wrk; one table), then
+# reconciliation against a million-line bill per gateway, beside a raw COPY
+# + FULL OUTER JOIN of the same data (bench/reconcile.py). PostgreSQL.
 bench: $(VENV)/.installed
 	scripts/ensure-services.sh
+	scripts/ensure-debian-packages.sh wrk
+	$(PY) bench/web.py $(BENCH_WEB_ARGS)
 	$(PY) bench/reconcile.py --lines $(BENCH_LINES) --linear 3
 
 # Ruff, then mypy twice: the shop (pyproject.toml, config.settings.test) and
