@@ -504,25 +504,35 @@ class Bench:
         rounds: dict[str, list[Round]] = {side: [] for side in sides}
         for _ in range(plan.rounds):
             for side, port in sides.items():
-                count = min(math.ceil(expected[side] * plan.seconds * 1.5) + 2 * connections, plan.most_prepared)
-                batch = prepare(side, port, count)
-                sampled: dict[str, Any] = {}
-                sampler = during(side, port) if during else None
+                carried: list[str] = []
+                while True:
+                    count = min(math.ceil(expected[side] * plan.seconds * 1.5) + 2 * connections,
+                                plan.most_prepared)
+                    batch = prepare(side, port, count)
+                    sampled: dict[str, Any] = {}
+                    sampler = during(side, port) if during else None
 
-                def sample(sampler: Callable[[], dict[str, Any]] | None = sampler,
-                           sampled: dict[str, Any] = sampled) -> None:
-                    if sampler is not None:
-                        sampled.update(sampler())
+                    def sample(sampler: Callable[[], dict[str, Any]] | None = sampler,
+                               sampled: dict[str, Any] = sampled) -> None:
+                        if sampler is not None:
+                            sampled.update(sampler())
 
-                result = self._run(port, batch.requests, connections=connections, seconds=plan.seconds,
-                                   during=sample)
-                expected[side] = max(expected[side], result.rate * (2 if result.exhausted else 1))
-                done, checks = batch.check(result)
-                checks = _answer_checks(result) + checks
-                if not result.ok <= done <= result.sent:
-                    # Every answered request is done; at most those still in
-                    # flight when wrk stopped were done without an answer seen.
-                    checks.append(f"{done} done in the database for {result.ok} answered of {result.sent} sent")
+                    result = self._run(port, batch.requests, connections=connections, seconds=plan.seconds,
+                                       during=sample)
+                    expected[side] = max(expected[side], result.rate * (2 if result.exhausted else 1))
+                    done, checks = batch.check(result)
+                    checks = _answer_checks(result) + checks
+                    if not result.ok <= done <= result.sent:
+                        # Every answered request is done; at most those still in
+                        # flight when wrk stopped were done without an answer seen.
+                        checks.append(f"{done} done in the database for {result.ok} answered of {result.sent} sent")
+                    if not result.exhausted or count >= plan.most_prepared:
+                        break
+                    # Too few prepared: the figure would be a floor. Run the round
+                    # again, larger; what it found wrong still counts.
+                    carried += checks
+                    self.report(f"  {label} {side}: {result.sent} requests were not enough, again with more")
+                checks = carried + checks
                 warnings = [f"ran out of prepared requests ({result.sent} sent): the figure is a floor"
                             ] if result.exhausted else []
                 measured = Round(side=side, result=result, applied=done, checks=checks, warnings=warnings,
@@ -698,26 +708,36 @@ class Bench:
     def pages(self) -> list[Row]:
         from django.contrib.auth import get_user_model
 
+        from orders.models import Order
+        from payments.models import GatewayNotification, Payment
+        from refunds.models import Refund
+
         staff = get_user_model().objects.create_superuser("bench-admin", "admin@example.com", secrets.token_hex(16))
         shopper = get_user_model().objects.create_user("bench-page-shopper", "page@example.com", secrets.token_hex(16))
-        catalogue = Catalogue(shopper=shopper, sku=self.catalogue.sku)
+        # The admin's rows belong to the bench shopper; the order list is another shopper's.
+        own = Catalogue(shopper=shopper, sku=self.catalogue.sku)
         pages = {
-            "admin refunds": "/admin/refunds/refund/",
-            "admin payments": "/admin/payments/payment/",
-            "admin orders": "/admin/orders/order/",
-            "admin notifications": "/admin/payments/gatewaynotification/",
+            "admin refunds": ("/admin/refunds/refund/", Refund),
+            "admin payments": ("/admin/payments/payment/", Payment),
+            "admin orders": ("/admin/orders/order/", Order),
+            "admin notifications": ("/admin/payments/gatewaynotification/", GatewayNotification),
         }
-        seeded = page_rows_seed(catalogue, self.plan.small_rows, prefix=self._prefix("S"))
-        small = {name: page_measure(staff, url, samples=1) for name, url in pages.items()}
+        small_rows = self.plan.small_rows
+        page_rows_seed(self.catalogue, small_rows, prefix=self._prefix("S"))
+        order_list_seed(own, small_rows, prefix=self._prefix("O"))
+        small = {name: page_measure(staff, url, samples=1) for name, (url, _) in pages.items()}
         small_list = page_measure(shopper, "/orders/", samples=1)
-        page_rows_seed(catalogue, self.plan.page_rows - seeded, prefix=self._prefix("L"))
-        order_list_seed(catalogue, self.plan.order_list_rows - seeded, prefix=self._prefix("O"))
+        page_rows_seed(self.catalogue, self.plan.page_rows - small_rows, prefix=self._prefix("L"))
+        order_list_seed(own, self.plan.order_list_rows - small_rows, prefix=self._prefix("O"))
         rows = []
-        for name, url in pages.items():
+        for name, (url, model) in pages.items():
             large = page_measure(staff, url, samples=self.plan.page_samples)
-            rows.append(_page_row(f"{name} ({self.plan.page_rows:,} rows)", large, small[name], PAGE_GOAL_MS))
+            # The other scenarios' rows are there too.
+            rows.append(_page_row(f"{name} ({model._default_manager.count():,} rows)", large, small[name],
+                                  PAGE_GOAL_MS))
         large_list = page_measure(shopper, "/orders/", samples=self.plan.page_samples)
-        rows.append(_page_row(f"shopper's order list ({self.plan.order_list_rows} orders)", large_list, small_list,
+        rows.append(_page_row(f"shopper's order list ({Order.objects.filter(shopper=shopper).count()} orders)",
+                              large_list, small_list,
                               None))
         return rows
 
