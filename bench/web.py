@@ -150,6 +150,7 @@ class Servers:
         self.database_url = database_url
         self.redis_url = redis_url
         self.sandbox_url = ""
+        self._sandbox: subprocess.Popen[bytes] | None = None
         self._gunicorns: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
 
     def env(self, **extra: str) -> dict[str, str]:
@@ -177,6 +178,13 @@ class Servers:
             "--refund-settle-after", "none"], env=self.env(), log=log)
         self.sandbox_url = wait_until(lambda: ready.exists() and ready.read_text().strip(), timeout=60,
                                       what="the sandbox", process=process, log=log)
+        self._sandbox = process
+
+    def sandbox_cpu_seconds(self) -> float:
+        """CPU time (user + system) the sandbox process has used so far."""
+        assert self._sandbox is not None
+        fields = Path(f"/proc/{self._sandbox.pid}/stat").read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def sandbox_control(self, method: str, path: str, body: Any = None) -> Any:
         import requests
@@ -661,17 +669,30 @@ class Bench:
         baseline_port = self.servers.gunicorn(names["baseline"], app="bench.baseline.wsgi:application",
                                               settings="bench.baseline.settings")
         browser = sessions_create(self.catalogue, 1, cart=None)[0]
+        # The sandbox shares the machine: what it spends per call is not the shop's.
+        gateway_cpu: dict[str, list[float]] = {"shop": [], "baseline": []}
 
         def prepare(side: str, port: int, count: int) -> Batch:
             prefix = self._prefix("P" if side == "shop" else "Q")
+            cpu_before = self.servers.sandbox_cpu_seconds()
+
+            def gateway_cost(calls: int) -> None:
+                if calls:
+                    gateway_cpu[side].append((self.servers.sandbox_cpu_seconds() - cpu_before) / calls * 1000)
+
             if side == "baseline":
+                def baseline_check(result: WrkResult) -> tuple[int, list[str]]:
+                    started = _baseline_payments(prefix)
+                    gateway_cost(started)
+                    return started, []
+
                 return Batch(requests=[form_post(f"/orders/{prefix}{index:07d}/pay/", port, {})
-                                       for index in range(count)],
-                             check=lambda result: (_baseline_payments(prefix), []))
+                                       for index in range(count)], check=baseline_check)
             order_nos = pending_orders_seed(self.catalogue, prefix=prefix, count=count)
 
             def check(result: WrkResult) -> tuple[int, list[str]]:
                 started = Payment.objects.filter(out_trade_no__startswith=prefix).exclude(qr_content="").count()
+                gateway_cost(started)
                 twice = (Order.objects.filter(order_no__startswith=prefix).annotate(attempts=Count("payments"))
                          .filter(attempts__gt=1).count())
                 return started, [f"{twice} orders with more than one attempt"] if twice else []
@@ -699,6 +720,12 @@ class Bench:
         workers = len(self.servers.worker_pids(names["shop"]))
         row.notes.append(f"the shop's {workers} workers held these of {self.plan.start_connections} wrk connections "
                          f"halfway through each round: {', '.join(spreads)}")
+        costs = [cost for side in gateway_cpu.values() for cost in side]
+        if costs:
+            per_call = statistics.median(costs)
+            row.notes.append(f"the sandbox gateway spent {per_call:.1f} ms of CPU per call (median of the rounds): "
+                             f"at {START_GOAL_PER_SECOND:.0f}/s that is {per_call * START_GOAL_PER_SECOND / 10:.0f}% "
+                             f"of one of the machine's {os.cpu_count()} cores, taken from the shop and the baseline")
         for name in names.values():
             self.servers.gunicorn_stop(name)
         return row
