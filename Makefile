@@ -48,11 +48,15 @@ test: lint var
 # shop and the baseline under gunicorn, the sandbox, wrk; one table), then
 # reconciliation against a million-line bill per gateway, beside a raw COPY
 # + FULL OUTER JOIN of the same data (bench/reconcile.py). PostgreSQL.
+# Both always run; the exit status is the worse of the two (web: 1 a goal
+# missed, 2 a correctness check failed).
 bench: $(VENV)/.installed
 	scripts/ensure-services.sh
 	scripts/ensure-debian-packages.sh wrk
-	$(PY) bench/web.py $(BENCH_WEB_ARGS)
-	$(PY) bench/reconcile.py --lines $(BENCH_LINES) --linear 3
+	status=0; \
+	$(PY) bench/web.py $(BENCH_WEB_ARGS) || status=$$?; \
+	$(PY) bench/reconcile.py --lines $(BENCH_LINES) --linear 3 || { rc=$$?; [ $$rc -gt $$status ] && status=$$rc; }; \
+	exit $$status
 
 # Ruff, then mypy twice: the shop (pyproject.toml, config.settings.test) and
 # the sandbox gateway, a Django project of its own (sandbox/mypy.toml).

@@ -155,6 +155,22 @@ def database_drop(url: str) -> None:
         admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def redis_database_pick(candidates: Iterable[int], host: str = "127.0.0.1:6379") -> str:
+    """The URL of the first empty Redis database among `candidates` (else the first):
+    others share this Redis, and their keys must not meet the run's."""
+    import redis
+
+    numbers = list(candidates)
+    for number in numbers:
+        client = redis.Redis.from_url(f"redis://{host}/{number}")
+        try:
+            if client.dbsize() == 0:
+                return f"redis://{host}/{number}"
+        finally:
+            client.close()
+    return f"redis://{host}/{numbers[0]}"
+
+
 def redis_keys_forget_new(url: str) -> Callable[[], None]:
     """A clean-up deleting the keys of this Redis database that were not there before."""
     import redis

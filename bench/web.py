@@ -77,6 +77,7 @@ from bench.common import (  # noqa: E402 (the project root first)
     database_drop,
     database_recreate,
     raw_request,
+    redis_database_pick,
     redis_keys_forget_new,
     requests_write,
     spread_text,
@@ -95,9 +96,10 @@ CHECKOUT_GOAL = 0.70
 START_GOAL_PER_SECOND = 100.0
 PAGE_GOAL_MS = 150.0
 GATEWAY_DELAY_SECONDS = 0.2
-# A Redis database for the shop's broker and cache during the run; only the
-# keys the run creates are deleted afterwards.
-REDIS_DB = int(os.environ.get("BENCH_REDIS_DB", "13"))
+# A Redis database for the shop's broker and cache during the run: the first
+# empty one of these, or BENCH_REDIS_DB; only the keys the run creates are
+# deleted afterwards.
+REDIS_DBS = [int(os.environ["BENCH_REDIS_DB"])] if os.environ.get("BENCH_REDIS_DB") else [13, 14, 15]
 
 
 @dataclass(frozen=True)
@@ -1009,7 +1011,7 @@ def run(plan: Plan, *, only: tuple[str, ...] = SCENARIOS, keep_logs: bool = Fals
         report: Callable[[str], None] = print) -> list[Row]:
     """Start everything, measure, stop everything, drop the data; returns the table's rows."""
     database_url = bench_database_url("bench_web")
-    redis_url = f"redis://127.0.0.1:6379/{REDIS_DB}"
+    redis_url = redis_database_pick(REDIS_DBS)
     work = Path(tempfile.mkdtemp(prefix="bench-web-"))
     rows: list[Row] = []
     with Stack() as stack:
