@@ -10,6 +10,8 @@ TEST_WORKERS ?= auto
 SQLITE_TESTS ?= tests/reconciliation
 # `make bench`: lines per gateway (and a bill three times that size for linearity).
 BENCH_LINES ?= 1000000
+# `make bench`: extra arguments of bench/web.py (e.g. --rounds 5 --seconds 10, --only notify).
+BENCH_WEB_ARGS ?=
 
 .PHONY: run test lint messages clean-venv bench
 
@@ -42,11 +44,19 @@ test: lint var
 	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup $(PYTEST_ARGS)
 	$(if $(PYTEST_ARGS),,DATABASE_URL=sqlite:///$(CURDIR)/var/test-sqlite.sqlite3 $(PY) -m pytest -n $(TEST_WORKERS) --dist loadgroup -m "not e2e and not browser" $(SQLITE_TESTS))
 
-# Reconciliation against a million-line bill per gateway, beside a raw COPY
-# + FULL OUTER JOIN of the same data (bench/reconcile.py; PostgreSQL).
+# The money paths over HTTP beside a minimal baseline (bench/web.py: the
+# shop and the baseline under gunicorn, the sandbox, wrk; one table), then
+# reconciliation against a million-line bill per gateway, beside a raw COPY
+# + FULL OUTER JOIN of the same data (bench/reconcile.py). PostgreSQL.
+# Both always run; the exit status is the worse of the two (web: 1 a goal
+# missed, 2 a correctness check failed).
 bench: $(VENV)/.installed
 	scripts/ensure-services.sh
-	$(PY) bench/reconcile.py --lines $(BENCH_LINES) --linear 3
+	scripts/ensure-debian-packages.sh wrk
+	status=0; \
+	$(PY) bench/web.py $(BENCH_WEB_ARGS) || status=$$?; \
+	$(PY) bench/reconcile.py --lines $(BENCH_LINES) --linear 3 || { rc=$$?; [ $$rc -gt $$status ] && status=$$rc; }; \
+	exit $$status
 
 # Ruff, then mypy twice: the shop (pyproject.toml, config.settings.test) and
 # the sandbox gateway, a Django project of its own (sandbox/mypy.toml).

@@ -64,6 +64,10 @@ class SandboxRequestHandler(WSGIRequestHandler):
 class ThreadedWSGIServer(socketserver.ThreadingMixIn, WSGIServer):
     # Request threads must not keep the process alive at shutdown.
     daemon_threads = True
+    # Django's 10 would drop connection bursts (a shop's workers opening
+    # their pools at once, `make bench`'s slow answers) into a SYN retry a
+    # second later; each accepted connection gets its own thread anyway.
+    request_queue_size = 128
 
 
 class TlsWSGIServer(ThreadedWSGIServer):

@@ -162,6 +162,9 @@ def _server_call(call: AlipayCall, target: str, handler: ServerMethod) -> HttpRe
         node = handler(call, rule)
     except AlipayError as error:
         node = error.fields()
+    if rule is not None and rule.mode == "slow":
+        # The work is done and committed; the answer, a normal one, is late.
+        time.sleep(rule.params["seconds"])
     if rule is not None and rule.mode == "crash_after":
         # The work is done and committed; the merchant never hears of it.
         if "seconds" in rule.params:

@@ -3,7 +3,8 @@ fault targets of its calls (README.md lists them with examples).
 
 Calls: `error` answers a chosen code/sub_code without doing the work;
 `timeout` sleeps `seconds`, then answers 20000 isp.unknow-error, work not
-done. For refunds also `crash_after` (refund done, then the connection is
+done; `slow` does the work and answers normally, `seconds` late (a gateway
+that is slow but succeeds: `make bench` starts payments behind it). For refunds also `crash_after` (refund done, then the connection is
 dropped, or the answer delayed by `seconds`) and `processing` (refund
 accepted with fund_change=N and left unsettled for `queries` refund
 queries, or until refund_settle_after_seconds, when set, settles it by time).
@@ -32,7 +33,8 @@ from sandbox.providers import ParamsCheck, Provider
 
 
 def _call_modes(**extra: ParamsCheck) -> dict[str, ParamsCheck]:
-    return {"error": error_param("20000", "isp.unknow-error"), "timeout": seconds_param, **extra}
+    return {"error": error_param("20000", "isp.unknow-error"), "timeout": seconds_param, "slow": seconds_param,
+            **extra}
 
 
 ALIPAY = Provider(

@@ -205,6 +205,9 @@ def v3_endpoint(
                 response = error_response(error)
             else:
                 response = result if isinstance(result, HttpResponse) else signed_response(result)
+            if rule is not None and rule.mode == "slow":
+                # The work is done and committed; the answer, a normal one, is late.
+                time.sleep(rule.params["seconds"])
             if rule is not None and rule.mode == "crash_after":
                 # The work is done and committed; the merchant never hears of it.
                 if "seconds" in rule.params:

@@ -9,7 +9,8 @@ Calls (`wechatpay.native`, `.h5`, `.query`, `.close`, `.refund`,
 `.refund_query`, `.bill`): `error` answers `code` (default SYSTEM_ERROR)
 with `status` (default: the code's documented status, else 500) and
 optional `message`, without doing the work; `timeout` sleeps `seconds`,
-then answers 500 SYSTEM_ERROR, work not done. For refunds also
+then answers 500 SYSTEM_ERROR, work not done; `slow` does the work and
+answers normally, `seconds` late. For refunds also
 `crash_after` (refund done, then the connection dropped, or the answer
 delayed by `seconds`) and `processing` (`queries`: the new refund stays
 PROCESSING for that many refund queries, or until the runtime setting
@@ -61,7 +62,7 @@ def error_param(params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _call_modes(**extra: ParamsCheck) -> dict[str, ParamsCheck]:
-    return {"error": error_param, "timeout": seconds_param, **extra}
+    return {"error": error_param, "timeout": seconds_param, "slow": seconds_param, **extra}
 
 
 WECHATPAY = Provider(

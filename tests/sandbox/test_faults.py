@@ -1,5 +1,7 @@
 """Fault rules: notifications dropped, delayed, duplicated, reordered, forged;
 calls answering errors, timing out, or doing the work without answering."""
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 import requests
 
@@ -225,6 +227,54 @@ def test_a_slow_answer_within_the_client_timeout_is_an_unknown_error(sandbox, al
     answer = alipay.call("alipay.trade.query", {"out_trade_no": out_trade_no})
 
     assert (answer.code, answer.sub_code) == ("20000", "isp.unknow-error")
+
+
+def _known_trade(sandbox, provider: str, out_trade_no: str) -> bool:
+    try:
+        return sandbox.control("GET", f"{provider}/trades/{out_trade_no}")["out_trade_no"] == out_trade_no
+    except SandboxControlError:
+        return False
+
+
+def test_a_slow_rule_does_the_work_and_answers_normally(sandbox, sdk, alipay, merchant, out_trade_no):
+    """Slow but successful: the precreate is done and its signed answer is the usual one."""
+    add_fault(sandbox, target="alipay.precreate", mode="slow", seconds=0.05)
+
+    node = precreate(alipay, merchant, out_trade_no)
+
+    assert node["out_trade_no"] == out_trade_no and node["qr_code"]
+    assert sandbox.control("GET", f"alipay/trades/{out_trade_no}")["out_trade_no"] == out_trade_no
+    assert sandbox.control("GET", "faults")["faults"][0]["applied"] == 1
+
+
+def test_a_slow_answer_comes_too_late_for_a_short_client_timeout_but_the_work_is_done(
+    sandbox, alipay, merchant, out_trade_no
+):
+    add_fault(sandbox, target="alipay.precreate", mode="slow", seconds=2)
+
+    with pytest.raises(requests.Timeout):
+        alipay.call("alipay.trade.precreate", {"out_trade_no": out_trade_no, "total_amount": "1.00", "subject": "t"},
+                    notify_url=merchant.notify_url, timeout=0.5)
+
+    assert sandbox.wait_for(lambda: _known_trade(sandbox, "alipay", out_trade_no))
+
+
+def test_many_slow_answers_are_served_at_once(sandbox, alipay, merchant):
+    """25 answers each 1 s late all arrive within a 10 s client timeout: served one after
+    another they would need 25 s, so the sandbox holds them concurrently."""
+    references = [new_out_trade_no() for _ in range(25)]
+    add_fault(sandbox, target="alipay.precreate", mode="slow", seconds=1, count=len(references))
+
+    def start(reference: str) -> str:
+        answer = alipay.call("alipay.trade.precreate", {"out_trade_no": reference, "total_amount": "1.00",
+                                                        "subject": "t"}, notify_url=merchant.notify_url, timeout=10)
+        return answer.code
+
+    with ThreadPoolExecutor(max_workers=len(references)) as pool:
+        codes = list(pool.map(start, references))
+
+    assert codes == ["10000"] * len(references)
+    assert sandbox.control("GET", "faults")["faults"][0]["applied"] == len(references)
 
 
 def test_crash_after_refunds_but_drops_the_connection(sandbox, alipay, merchant, out_trade_no):

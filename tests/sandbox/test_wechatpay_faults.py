@@ -350,6 +350,35 @@ def test_a_slow_answer_within_the_client_timeout_is_a_system_error(sandbox, wx, 
     assert (response.status_code, response.json()["code"]) == (500, "SYSTEM_ERROR")
 
 
+def test_a_slow_rule_does_the_native_prepay_and_answers_normally(sandbox, wechatpay, wx_merchant, out_trade_no):
+    """Slow but successful: the code_url comes, signed as usual, and the trade exists."""
+    add_fault(sandbox, target="wechatpay.native", mode="slow", seconds=0.05)
+
+    action = prepay(wechatpay, wx_merchant, out_trade_no)
+
+    assert "/wechatpay/scan/" in action.qr_content
+    assert wechat_trade(sandbox, out_trade_no)["out_trade_no"] == out_trade_no
+    assert sandbox.control("GET", "faults")["faults"][0]["applied"] == 1
+
+
+def test_a_slow_answer_comes_too_late_for_a_short_client_timeout_but_the_prepay_is_done(
+    sandbox, wx_merchant, out_trade_no
+):
+    add_fault(sandbox, target="wechatpay.native", mode="slow", seconds=2)
+
+    with pytest.raises(GatewayUnavailable, match="timed out"):
+        prepay(make_gateway(sandbox, read_timeout=0.5), wx_merchant, out_trade_no)
+
+    assert sandbox.wait_for(lambda: _known_trade(sandbox, out_trade_no))
+
+
+def _known_trade(sandbox, out_trade_no: str) -> bool:
+    try:
+        return wechat_trade(sandbox, out_trade_no)["out_trade_no"] == out_trade_no
+    except SandboxControlError:
+        return False
+
+
 def test_crash_after_refunds_but_drops_the_connection(sandbox, wechatpay, wx_merchant, out_trade_no):
     """WeChat did it but the shop never heard back; the retry is a replay."""
     paid_trade(sandbox, wechatpay, wx_merchant, out_trade_no)

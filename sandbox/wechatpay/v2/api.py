@@ -185,6 +185,9 @@ def v2_endpoint(*, fault_target: Callable[[V2Call], str] | str = "", secure: boo
                 response = fail_response(error.code) if errors_as_fail else refused_response(call, error)
             else:
                 response = result if isinstance(result, HttpResponse) else answer_response(call, result)
+            if rule is not None and rule.mode == "slow":
+                # The work is done and committed; the answer, a normal one, is late.
+                time.sleep(rule.params["seconds"])
             if rule is not None and rule.mode == "crash_after":
                 # The work is done and committed; the merchant never hears of it.
                 if "seconds" in rule.params:
