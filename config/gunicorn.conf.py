@@ -29,7 +29,7 @@ count x 2 + 1) of GUNICORN_THREADS threads (8). Why:
   socket (max_requests) would be reset. Measured on this two-core machine
   with an app that answers after 200 ms and `wrk -c64`: gunicorn's default
   gave 49 requests/s at 1.2 s latency, one worker serving 454 of 554
-  requests and two none beyond their first 50; this gives 196/s (of the 200
+  requests, two 50 each and two none; this gives 196/s (of the 200
   that 40 threads allow) at 320 ms, 400 to 408 requests per worker.
 - Database connections persist per thread (CONN_MAX_AGE, checked before
   reuse: CONN_HEALTH_CHECKS), so one instance holds up to workers x
