@@ -8,6 +8,11 @@ from refunds.models import Refund, RefundBalance
 
 
 def balance_for_update(*, payment: Payment) -> RefundBalance:
+    locked = RefundBalance.objects.select_for_update(of=("self",)).filter(payment=payment).first()
+    if locked is not None:
+        return locked
+    # The payment's first refund: the balance is made (a concurrent first
+    # refund may make it first), then locked.
     RefundBalance.objects.get_or_create(payment=payment, defaults={"paid_minor": payment.amount_minor})
     return RefundBalance.objects.select_for_update(of=("self",)).get(payment=payment)
 

@@ -23,7 +23,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from orders.models import Order, OrderStatus
-from payments.gateways import reset_gateway_cache
+from payments.gateways import get_gateway, reset_gateway_cache
 from payments.gateways.base import PayMethod
 from payments.models import GatewayNotification, NotificationOutcome, Payment, PaymentStatus
 from shop import outbox
@@ -43,6 +43,7 @@ NOTIFICATION = (8, 1)
 DUPLICATE_NOTIFICATION = (3, 1)
 CHECKOUT = (8, 2)
 PAYMENT_START = (10, 2)
+REFUND_NOTIFICATION = (19, 1)
 
 
 @pytest.fixture
@@ -173,6 +174,35 @@ class TestNotification:
         # The provider's re-send claims the key the failure never kept.
         assert post_alipay(client, body).content == b"success"
         assert paid(payment)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_refund_notification_is_one_transaction(client, settings, monkeypatch):
+    """The same inbox serves refunds: stored, claimed, the refund, balance and order moved, once."""
+    from payments.gateways.base import GatewayRefundStatus
+    from refunds.models import Refund, RefundStatus
+    from refunds.services import refund_approve
+    from tests.refunds.factories import reviewer
+
+    settings.PAYMENT_GATEWAYS = ["fake"]
+    reset_gateway_cache()
+    fake_gateway = get_gateway("fake")  # after the settings change, which resets the adapters
+    fake_gateway.refund_outcome = GatewayRefundStatus.PROCESSING
+    order, _payment = paid_order()
+    refund = apply_for_refund(order, 4000)
+    refund_approve(refund_id=refund.pk, reviewer=reviewer())
+    assert Refund.objects.get(pk=refund.pk).status == RefundStatus.PROCESSING
+    raw = fake_gateway.refund_notification(refund.out_refund_no)
+    monkeypatch.setattr(outbox, "_deliver", lambda delivery: None)
+
+    with RoundTrips() as trips:
+        response = client.post(reverse("refunds:notify", kwargs={"gateway": "fake"}), raw.body,
+                               content_type="application/json", HTTP_X_FAKE_SIGNATURE=raw.header("X-Fake-Signature"))
+
+    assert response.status_code == 200
+    assert Refund.objects.get(pk=refund.pk).status == RefundStatus.SUCCEEDED
+    assert Order.objects.get(pk=order.pk).status == OrderStatus.PARTIALLY_REFUNDED
+    assert (len(trips.statements), trips.commits) == REFUND_NOTIFICATION, trips.report()
 
 
 CHECKOUT_ADDRESS = {

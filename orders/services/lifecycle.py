@@ -138,7 +138,7 @@ def order_complete(*, order_id: int, actor: Actor, reason: str = "", reference: 
 
 def order_follow_refunds(
     *, order_id: int, refund_open: bool, refunded_minor: int, paid_minor: int, actor: Actor,
-    reason: str = "refunds changed",
+    reason: str = "refunds changed", locked: Order | None = None,
 ) -> Order:
     """Move the order to the refund state that its payment's refunds imply.
 
@@ -149,9 +149,13 @@ def order_follow_refunds(
     refunded"; nothing back and nothing open returns a pending order to
     where it was before (paid, shipped or completed). A state the table does
     not reach from here (a closed order, say) is left as it is.
+
+    `locked`: the order itself when the caller holds its row lock already
+    (the refunds app, under its lock order), moved in place without a
+    second lock.
     """
-    with transaction.atomic():
-        order = order_for_update(order_id=order_id)
+    with transaction.atomic(savepoint=locked is None):
+        order = locked if locked is not None and locked.pk == order_id else order_for_update(order_id=order_id)
         target: str
         if refund_open:
             target = OrderStatus.REFUND_PENDING

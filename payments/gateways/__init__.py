@@ -21,6 +21,8 @@ from payments.gateways.base import Gateway
 logger = logging.getLogger(__name__)
 
 _cache: dict[str, Gateway] = {}
+# Why a code cannot work, for as long as the settings are the same.
+_unusable: dict[str, str] = {}
 _lock = threading.Lock()
 _SETTINGS = {"PAYMENT_GATEWAYS", "GATEWAY_CLASSES", "GATEWAY_OPTIONS"}
 
@@ -56,20 +58,28 @@ def warn_about_configuration() -> None:
 
 
 def get_gateway(code: str) -> Gateway:
-    """The configured adapter for `code`; GatewayNotConfigured when it cannot work."""
+    """The configured adapter for `code`; GatewayNotConfigured when it cannot work.
+
+    Both answers are kept until the settings change: a gateway whose key
+    does not load is not loaded again (a PKCS#12 file opened, a key parsed)
+    on every cashier page that leaves it out.
+    """
     gateway = _cache.get(code)
     if gateway is not None:
         return gateway
     with _lock:
         if code in _cache:
             return _cache[code]
+        if code in _unusable:
+            raise GatewayNotConfigured(_unusable[code])
         cls = _gateway_class(code)
         if cls is None:
             raise GatewayNotConfigured(f"{code}: no adapter")
         options = settings.GATEWAY_OPTIONS.get(code, {})
         found = cls.configuration_problems(options)
         if found:
-            raise GatewayNotConfigured(f"{code}: {'; '.join(found)}")
+            _unusable[code] = f"{code}: {'; '.join(found)}"
+            raise GatewayNotConfigured(_unusable[code])
         _cache[code] = cls(options)
         return _cache[code]
 
@@ -88,6 +98,7 @@ def enabled_gateways() -> list[Gateway]:
 def reset_gateway_cache() -> None:
     with _lock:
         _cache.clear()
+        _unusable.clear()
 
 
 @receiver(setting_changed)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import F, Sum
+from django.db.models import Count, F, Q, Sum
 
 from orders.models import Order
 from orders.services import order_follow_refunds
@@ -78,13 +78,17 @@ def order_refund_state_sync(order: Order, *, actor: Actor, reason: str = "refund
     payment = payment_accepted_for_order(order)
     if payment is None:
         return
-    refunds = Refund.objects.filter(payment=payment, automatic=False)
-    refunded = refunds.filter(status=RefundStatus.SUCCEEDED).aggregate(total=Sum("amount_minor"))["total"] or 0
-    order.status = order_follow_refunds(
+    # What came back and whether one is still open, in one aggregate.
+    totals = Refund.objects.filter(payment=payment, automatic=False).aggregate(
+        refunded=Sum("amount_minor", filter=Q(status=RefundStatus.SUCCEEDED)),
+        open=Count("pk", filter=Q(status__in=OPEN_STATUSES)),
+    )
+    order_follow_refunds(
         order_id=order.pk,
-        refund_open=refunds.filter(status__in=OPEN_STATUSES).exists(),
-        refunded_minor=refunded,
+        refund_open=totals["open"] > 0,
+        refunded_minor=totals["refunded"] or 0,
         paid_minor=payment.amount_minor,
         actor=actor,
         reason=reason,
-    ).status
+        locked=order,  # locked by the caller: moved in place
+    )
