@@ -68,6 +68,11 @@ class OrderEventInline(ReadOnlyInline):
 
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
+    # No second COUNT(*) of the whole table on every page, and 50 rows a
+    # page: rendering the rows is most of a list's time (docs/architecture.md
+    # "Performance").
+    show_full_result_count = False
+    list_per_page = 50
     list_display = ("order_no", "shopper", "consignee", "status", "total", "created_at", "paid_at")
     list_filter = ("status", "created_at")
     # Customer service finds an order by whatever the shopper tells them.

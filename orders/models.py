@@ -131,6 +131,10 @@ class Order(models.Model):
             models.Index(fields=["status", "expires_at"], name="order_status_expiry"),
             # The sweep that completes orders shipped long enough ago.
             models.Index(fields=["status", "shipped_at"], name="order_status_shipped"),
+            # The default ordering, for admin's list and for each shopper's
+            # "my orders": a page is read off the index, never sorted.
+            models.Index(fields=["-created_at", "-id"], name="order_newest"),
+            models.Index(fields=["shopper", "-created_at", "-id"], name="order_shopper_newest"),
         ]
 
     def __str__(self) -> str:

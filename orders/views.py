@@ -2,6 +2,7 @@ import uuid
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.translation import get_language
@@ -37,7 +38,6 @@ def _consignee(data: dict) -> Consignee:
 @login_required
 def checkout(request):
     cart = Cart(request.session)
-    lines = cart.lines()
     if request.method == "POST":
         form = CheckoutForm(request.POST)
         if form.is_valid():
@@ -62,8 +62,12 @@ def checkout(request):
             else:
                 cart.clear()
                 return redirect("payments:cashier", order_no=order.order_no)
+        # Priced from the database only when the form is shown again: a
+        # placed order read its prices under the SKU locks.
+        lines = cart.lines()
         status = 400
     else:
+        lines = cart.lines()
         # The form is for a cart that can be ordered: an empty one, or one
         # with a line over the stock, goes back to the cart, which says why.
         if not lines:
@@ -92,10 +96,16 @@ def _staff_may_view(user) -> bool:
     return user.is_active and user.is_staff and user.has_perm("orders.view_order")
 
 
+ORDERS_PER_PAGE = 20
+
+
 @login_required
 def order_list(request):
-    orders = request.user.orders.prefetch_related("lines")
-    return render(request, "orders/order_list.html", {"orders": orders})
+    # A page at a time, newest first (index order_shopper_newest): the
+    # queries are the same for a shopper with five orders or five thousand.
+    orders = request.user.orders.order_by("-created_at", "-pk").prefetch_related("lines")
+    page = Paginator(orders, ORDERS_PER_PAGE).get_page(request.GET.get("page"))
+    return render(request, "orders/order_list.html", {"orders": page.object_list, "page": page})
 
 
 @login_required

@@ -46,6 +46,11 @@ class PaymentEventInline(admin.TabularInline):
 
 @admin.register(Payment)
 class PaymentAdmin(ShopModelAdmin):
+    # No second COUNT(*) of the whole table on every page, and 50 rows a
+    # page: rendering the rows is most of a list's time (docs/architecture.md
+    # "Performance").
+    show_full_result_count = False
+    list_per_page = 50
     list_display = ("out_trade_no", "order", "gateway", "method", "amount", "status",
                     "refund_required", "paid_at", "created_at")
     list_filter = ("status", "gateway", "method", "refund_required", "created_at")
@@ -81,6 +86,11 @@ class PaymentAdmin(ShopModelAdmin):
 
 @admin.register(GatewayNotification)
 class GatewayNotificationAdmin(ShopModelAdmin):
+    # No second COUNT(*) of the whole table on every page, and 50 rows a
+    # page: rendering the rows is most of a list's time (docs/architecture.md
+    # "Performance").
+    show_full_result_count = False
+    list_per_page = 50
     list_display = ("id", "received_at", "gateway", "kind", "out_trade_no", "verified", "outcome",
                     "process_count")
     list_filter = ("gateway", "kind", "outcome", "verified", "received_at")

@@ -117,6 +117,8 @@ class Payment(models.Model):
             models.Index(fields=["status", "next_query_at"], name="payment_status_next_query"),
             # Reconciliation reads a gateway's successes of one bill day.
             models.Index(fields=["gateway", "paid_at"], name="payment_gateway_paid_at"),
+            # The default ordering: admin's list reads a page off the index.
+            models.Index(fields=["-created_at", "-id"], name="payment_newest"),
         ]
 
     def __str__(self) -> str:
@@ -202,6 +204,8 @@ class GatewayNotification(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["gateway", "dedupe_key"], name="notification_dedupe_unique"),
         ]
+        # The default ordering: admin's inbox reads a page off the index.
+        indexes = [models.Index(fields=["-received_at", "-id"], name="notification_newest")]
 
     def __str__(self) -> str:
         return f"{self.gateway} {self.kind} #{self.pk} {self.outcome}"

@@ -152,6 +152,11 @@ def approvals_text(refund: Refund, given: int) -> str:
 
 @admin.register(Refund)
 class RefundAdmin(ShopModelAdmin):
+    # No second COUNT(*) of the whole table on every page, and 50 rows a
+    # page: rendering the rows is most of a list's time (docs/architecture.md
+    # "Performance").
+    show_full_result_count = False
+    list_per_page = 50
     list_display = ("out_refund_no", "order_link", "shopper", "gateway", "amount", "status", "approvals_display",
                     "reason", "automatic", "created_at")
     list_filter = ("status", ReviewFilter, GatewayFilter, "created_at", "automatic", NeedsAttentionFilter)

@@ -17,6 +17,7 @@ from orders.services.lifecycle import (
     order_complete,
     order_follow_refunds,
     order_mark_paid,
+    order_mark_paid_locked,
     order_ship,
     order_transition,
 )
@@ -31,6 +32,7 @@ __all__ = [
     "order_expiry_step_register",
     "order_follow_refunds",
     "order_mark_paid",
+    "order_mark_paid_locked",
     "order_place",
     "order_ship",
     "order_transition",

@@ -12,12 +12,20 @@ from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import Case, F, Value, When
 from django.utils import timezone
 
-from orders.exceptions import CheckoutAlreadyPlaced, EmptyCart, InsufficientStock, InvalidQuantity, UnknownSku
+from orders.exceptions import (
+    CheckoutAlreadyPlaced,
+    CheckoutError,
+    EmptyCart,
+    InsufficientStock,
+    InvalidQuantity,
+    UnknownSku,
+)
 from orders.models import Order, OrderEvent, OrderLine
 from shop.actors import Actor
+from shop.claims import row_insert_unless_taken
 from shop.lock_objects import skus_for_update
 from shop.models import Sku
 
@@ -102,11 +110,15 @@ def order_place(
     try:
         with transaction.atomic(durable=True):
             skus = {sku.code: sku for sku in skus_for_update(codes=wanted)}
-            # Checked under the SKU locks: a concurrent submit of the same
-            # form has committed by now, so its order is visible.
-            if checkout_token is not None:
-                _raise_if_checkout_placed(checkout_token)
-            lines = _reserve_stock(skus=skus, wanted=wanted)
+            try:
+                lines = _reserve_stock(skus=skus, wanted=wanted)
+            except CheckoutError:
+                # The same form submitted again after the first took the
+                # stock: that order stands (checked under the SKU locks, so
+                # a concurrent first submit has committed by now).
+                if checkout_token is not None:
+                    _raise_if_checkout_placed(checkout_token)
+                raise
             order = _order_create(
                 shopper=shopper,
                 consignee=consignee,
@@ -147,9 +159,13 @@ def _reserve_stock(*, skus: dict[str, Sku], wanted: dict[str, int]) -> list[Orde
             raise UnknownSku(code)
         if sku.stock < quantity:
             raise InsufficientStock(code, sku.display_name, sku.stock)
+    # One UPDATE for every line: the rows are locked (in pk order) already.
+    taken = {skus[code].pk: quantity for code, quantity in wanted.items()}
+    Sku.objects.filter(pk__in=taken).update(
+        stock=F("stock") - Case(*(When(pk=pk, then=Value(quantity)) for pk, quantity in taken.items()))
+    )
     for code, quantity in wanted.items():
         sku = skus[code]
-        Sku.objects.filter(pk=sku.pk).update(stock=F("stock") - quantity)
         lines.append(
             OrderLine(
                 sku=sku,
@@ -169,30 +185,31 @@ def _order_create(
     now = timezone.now()
     total_minor = sum(line.line_total_minor for line in lines)
     for attempt in range(ORDER_NO_ATTEMPTS):
-        try:
-            with transaction.atomic():
-                order = Order.objects.create(
-                    order_no=new_order_no(now),
-                    shopper=shopper,
-                    total_minor=total_minor,
-                    currency=settings.SHOP_CURRENCY,
-                    consignee_name=consignee.name,
-                    consignee_phone=consignee.phone,
-                    consignee_address=consignee.one_line(),
-                    address_province=consignee.province,
-                    address_city=consignee.city,
-                    address_district=consignee.district,
-                    address_street=consignee.street,
-                    address_postal_code=consignee.postal_code,
-                    language=language,
-                    checkout_token=checkout_token,
-                    expires_at=now + timedelta(minutes=settings.ORDER_PAYMENT_TIMEOUT_MINUTES),
-                )
-        except IntegrityError:
+        order = Order(
+            order_no=new_order_no(now),
+            shopper=shopper,
+            total_minor=total_minor,
+            currency=settings.SHOP_CURRENCY,
+            consignee_name=consignee.name,
+            consignee_phone=consignee.phone,
+            consignee_address=consignee.one_line(),
+            address_province=consignee.province,
+            address_city=consignee.city,
+            address_district=consignee.district,
+            address_street=consignee.street,
+            address_postal_code=consignee.postal_code,
+            language=language,
+            checkout_token=checkout_token,
+            expires_at=now + timedelta(minutes=settings.ORDER_PAYMENT_TIMEOUT_MINUTES),
+        )
+        # One INSERT that skips a taken order number or checkout token (no
+        # savepoint): a token taken means this form was placed already, a
+        # number taken is a collision, drawn again.
+        if not row_insert_unless_taken(order):
             if checkout_token is not None:
                 _raise_if_checkout_placed(checkout_token)
             if attempt == ORDER_NO_ATTEMPTS - 1:
-                raise
+                raise IntegrityError(f"no free order number after {ORDER_NO_ATTEMPTS} draws")
             logger.warning("order number collision, drawing another (attempt %d)", attempt + 1)
             continue
         for line in lines:

@@ -23,6 +23,7 @@ from payments.services.confirmation import payment_send_confirmation
 from payments.services.expiry import order_attempts_close
 from payments.services.inbox import (
     notification_accept,
+    notification_claim,
     notification_handler_register,
     notification_outcome_record,
     notification_process,
@@ -47,6 +48,7 @@ __all__ = [
     "JANITOR",
     "PAYMENT_LIFECYCLE",
     "notification_accept",
+    "notification_claim",
     "notification_handler_register",
     "notification_outcome_record",
     "notification_process",

@@ -5,10 +5,9 @@ import logging
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Max
+from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
-from orders.lock_objects import order_for_update
 from orders.models import Order
 from payments.exceptions import GatewayError, OrderNotPayable, UnsupportedMethod
 from payments.gateways import get_gateway
@@ -59,17 +58,22 @@ def payment_start(
         locked, _ = payment_and_order_for_update(payment_id=payment.pk)
         payment_move(locked, to_status=PaymentStatus.PENDING, actor=actor, reason="handed to the gateway",
                      extra_fields={"qr_content": action.qr_content})
-        _close_superseded_later(order_id=order_id, keep_payment_id=payment.pk)
+        # The first attempt of an order supersedes nothing: no query for it.
+        if payment.attempt_no > 1:
+            _close_superseded_later(order_id=order_id, keep_payment_id=payment.pk)
     return locked, action
 
 
 def _attempt_create(*, order_id: int, gateway_code: str, method: PayMethod, actor: Actor) -> Payment:
     """The next attempt of a payable order, numbered under the order's lock."""
     with transaction.atomic():
-        order = order_for_update(order_id=order_id)
+        # The order's lock and its last attempt number in one SELECT.
+        last_attempt = Payment.objects.filter(order=OuterRef("pk")).order_by("-attempt_no").values("attempt_no")[:1]
+        order = (Order.objects.select_for_update(of=("self",)).annotate(last_attempt=Subquery(last_attempt))
+                 .get(pk=order_id))
         if not order.is_payable or order.expires_at <= timezone.now():
             raise OrderNotPayable(order)
-        last = order.payments.aggregate(last=Max("attempt_no"))["last"] or 0
+        last = order.last_attempt or 0
         payment = Payment.objects.create(
             order=order,
             attempt_no=last + 1,

@@ -1,17 +1,26 @@
-"""The notification inbox: store first, verify, claim once, apply; one path for every kind.
+"""The notification inbox: store, verify, claim once, apply; one path for every kind.
 
-Every notification a gateway sends is stored (`notification_receive`)
-before anything else, so nothing a gateway said is ever lost; only the
-headers its protocol needs are kept (payments/inbound.py). Then
-`notification_process` hands the row to the handler registered for its
-kind: payments registers the payment handler below, the refunds app its
-refund handler (RefundsConfig.ready), so a payment and a refund
-notification, fresh or replayed by staff ("Process again"), each go down
-their own path. A handler verifies the notification with the adapter,
-checks it against our records, claims its dedupe key and applies it in one
-transaction, recording the outcome there (`notification_outcome_record`,
-the one outcome writer). What a handler refuses, and what fails, is
-recorded here, and here the one metric is counted.
+Every notification a gateway sends is stored, so nothing a gateway said is
+ever lost; only the headers its protocol needs are kept
+(payments/inbound.py). `notification_process` hands it to the handler
+registered for its kind: payments registers the payment handler below, the
+refunds app its refund handler (RefundsConfig.ready), so a payment and a
+refund notification, fresh or replayed by staff ("Process again"), each go
+down their own path. A handler verifies the notification with the adapter,
+checks it against our records, claims its dedupe key and applies it; the
+outcome is recorded there (`notification_outcome_record`, the one outcome
+writer). What a handler refuses, and what fails, is recorded here, and
+here the one metric is counted.
+
+A fresh notification costs one transaction and one commit: its claim is the
+INSERT that stores it (`notification_claim`, skipping a key a copy holds),
+and the payment and order locked together, their moves and events, the
+outbox rows and the outcome follow in the same transaction. When the
+handler raises, that transaction rolls back whole and the notification is
+stored alone with why (rejected, failed), its key unclaimed so that the
+provider's re-send is applied: stored whatever happens, applied at most
+once. (A process killed mid-transaction stores nothing, and answers
+nothing: the provider sends it again.)
 
 The answer is the provider's own: its acknowledgement when the
 notification was applied, changed nothing or repeats one already applied;
@@ -37,10 +46,11 @@ from payments import metrics
 from payments.exceptions import AmountMismatch, InvalidNotification, NotificationRefused, UnknownTrade
 from payments.gateways import get_gateway
 from payments.gateways.base import Acknowledgement, Gateway, RawNotification, TradeState
-from payments.lock_objects import payment_and_order_for_update
+from payments.lock_objects import payment_and_order_for_update_by_number
 from payments.models import GatewayNotification, NotificationKind, NotificationOutcome, Payment
 from payments.services.trade_state import trade_state_apply
 from shop.actors import Actor
+from shop.claims import row_insert_unless_taken
 
 logger = logging.getLogger(__name__)
 
@@ -59,13 +69,20 @@ def notification_handler_register(kind: str, handler: NotificationHandler) -> No
 
 def notification_receive(*, gateway_code: str, kind: str, raw: RawNotification) -> GatewayNotification:
     """Store an incoming notification as it came (its protocol headers only), before reading it."""
-    return GatewayNotification.objects.create(
+    notification = _unsaved(gateway_code=gateway_code, kind=kind, raw=raw)
+    notification.save()
+    return notification
+
+
+def _unsaved(*, gateway_code: str, kind: str, raw: RawNotification, **fields: Any) -> GatewayNotification:
+    return GatewayNotification(
         gateway=gateway_code,
         kind=kind,
         body=raw.body,
         headers=dict(raw.headers),
         remote_addr=raw.remote_addr or None,
         received_at=raw.received_at,
+        **fields,
     )
 
 
@@ -78,6 +95,63 @@ def notification_raw(notification: GatewayNotification) -> RawNotification:
         remote_addr=notification.remote_addr or "",
         content_type=_header(notification.headers, "content-type"),
     )
+
+
+def notification_claim(notification: GatewayNotification, *, dedupe_key: str, out_trade_no: str,
+                       payment: Payment | None = None) -> GatewayNotification | None:
+    """Claim the dedupe key for a verified notification, in the handler's transaction.
+
+    Returns None when this notification holds the key now; otherwise the
+    notification that holds it, this one recorded as its duplicate. A fresh
+    notification is stored by its claim (one INSERT that skips a taken
+    key); a stored one (processed again) takes the key with an UPDATE. A
+    concurrent copy waits on the unique index until the first commits.
+    """
+    gateway_code = notification.gateway
+    notification.dedupe_key = dedupe_key
+    notification.verified = True
+    notification.out_trade_no = out_trade_no
+    if payment is not None:
+        notification.payment = payment
+    if notification.pk is None:
+        if row_insert_unless_taken(notification):
+            return None
+        original = _claimed_by(gateway_code, dedupe_key, notification)
+        notification.dedupe_key = None
+        _duplicate_fields(notification, original)
+        notification.save()
+        return original
+    try:
+        with transaction.atomic():
+            GatewayNotification.objects.filter(pk=notification.pk).update(
+                dedupe_key=dedupe_key, verified=True, out_trade_no=out_trade_no,
+                **({"payment": payment} if payment is not None else {}))
+    except IntegrityError:
+        original = _claimed_by(gateway_code, dedupe_key, notification)
+        if original is None:  # only our own earlier claim (a re-process) holds it
+            raise
+        notification_outcome_record(
+            notification, NotificationOutcome.DUPLICATE, detail=f"same as #{original.pk}", verified=True,
+            out_trade_no=out_trade_no, duplicate_of=original, payment_id=original.payment_id,
+        )
+        return original
+    return None
+
+
+def _claimed_by(gateway_code: str, dedupe_key: str, notification: GatewayNotification) -> GatewayNotification | None:
+    holders = GatewayNotification.objects.filter(gateway=gateway_code, dedupe_key=dedupe_key)
+    if notification.pk is not None:
+        holders = holders.exclude(pk=notification.pk)
+    return holders.only("pk", "payment_id").first()
+
+
+def _duplicate_fields(notification: GatewayNotification, original: GatewayNotification | None) -> None:
+    notification.outcome = NotificationOutcome.DUPLICATE
+    notification.outcome_detail = f"same as #{original.pk}" if original else "repeat of an earlier one"
+    notification.processed_at = timezone.now()
+    notification.duplicate_of = original
+    if original is not None:
+        notification.payment_id = original.payment_id
 
 
 def notification_outcome_record(notification: GatewayNotification, outcome: str, *, detail: str,
@@ -104,18 +178,17 @@ def notification_outcome_record(notification: GatewayNotification, outcome: str,
 
 
 def notification_accept(*, gateway_code: str, kind: str, raw: RawNotification) -> Acknowledgement:
-    """Store an incoming notification of `kind`, then verify and apply it (see the module)."""
-    notification = notification_receive(gateway_code=gateway_code, kind=kind, raw=raw)
-    return notification_process(notification=notification)
+    """Store an incoming notification of `kind`, verify and apply it: one transaction (see the module)."""
+    notification = _unsaved(gateway_code=gateway_code, kind=kind, raw=raw, process_count=1)
+    return _process(notification, gateway=get_gateway(gateway_code))
 
 
 def notification_refuse_oversized(*, gateway_code: str, kind: str, raw: RawNotification,
                                   size: int) -> Acknowledgement:
     """A body over NOTIFICATION_MAX_BODY_BYTES: recorded as rejected by its size, its content dropped."""
-    notification = notification_receive(gateway_code=gateway_code, kind=kind,
-                                        raw=dataclasses.replace(raw, body=b""))
+    notification = _unsaved(gateway_code=gateway_code, kind=kind, raw=dataclasses.replace(raw, body=b""))
     detail = f"body of {size} bytes is over the limit; not stored"
-    _refused(notification, detail=detail, verified=False)
+    _refused(notification, detail=detail, verified=False, fresh=True)
     logger.warning("%s %s notification #%s rejected: %s", gateway_code, kind, notification.pk, detail)
     return get_gateway(gateway_code).reject(detail)
 
@@ -128,22 +201,36 @@ def payment_apply_notification(*, gateway_code: str, raw: RawNotification) -> Ac
 def notification_process(*, notification: GatewayNotification) -> Acknowledgement:
     """Verify and apply a stored notification through its kind's handler; safe to run again.
 
-    Used for fresh notifications and by staff processing one again from
-    admin: the dedupe key and each entity's state machine make a replay a
-    no-op.
+    Used by staff processing one again from admin: the dedupe key and each
+    entity's state machine make a replay a no-op.
     """
-    gateway = get_gateway(notification.gateway)
     GatewayNotification.objects.filter(pk=notification.pk).update(process_count=F("process_count") + 1)
+    return _process(notification, gateway=get_gateway(notification.gateway))
+
+
+def _process(notification: GatewayNotification, *, gateway: Gateway) -> Acknowledgement:
+    """Run the kind's handler in one transaction; record and answer what it refused or what failed.
+
+    A fresh notification (not saved yet) is stored by the handler's claim,
+    in that transaction: the notification, its claim, the payment, the
+    order, their events and the outbox rows commit together, once. When the
+    handler raises, that transaction rolls back and the notification is
+    stored alone with why (rejected, failed): stored whatever happens.
+    """
     handler = _HANDLERS[notification.kind]
+    fresh = notification.pk is None
+    # The adapter reads what is kept, on a first read as on a replay.
+    raw = notification_raw(notification)
     try:
-        outcome = handler(notification, gateway, notification_raw(notification))
+        with transaction.atomic():
+            outcome = handler(notification, gateway, raw)
     except InvalidNotification as exc:
-        _refused(notification, detail=exc.reason, verified=False)
+        _refused(notification, detail=exc.reason, verified=False, fresh=fresh)
         logger.warning("%s %s notification #%s rejected: %s", notification.gateway, notification.kind,
                        notification.pk, exc.reason)
         return gateway.reject(exc.reason)
     except NotificationRefused as exc:
-        _refused(notification, detail=str(exc), verified=True, out_trade_no=exc.out_trade_no)
+        _refused(notification, detail=str(exc), verified=True, out_trade_no=exc.out_trade_no, fresh=fresh)
         log = logger.error if exc.alarming else logger.warning
         log("%s %s notification #%s for %s rejected: %s", notification.gateway, notification.kind,
             notification.pk, exc.out_trade_no, exc)
@@ -151,7 +238,7 @@ def notification_process(*, notification: GatewayNotification) -> Acknowledgemen
     except Exception as exc:
         # Nothing was applied (the handler's transaction rolled back): answer
         # in the provider's format so that it sends the notification again.
-        _refused(notification, detail=repr(exc), verified=None, outcome=NotificationOutcome.FAILED)
+        _refused(notification, detail=repr(exc), verified=None, outcome=NotificationOutcome.FAILED, fresh=fresh)
         logger.exception("%s %s notification #%s failed", notification.gateway, notification.kind, notification.pk)
         return dataclasses.replace(gateway.reject("failed while applying"), status=503)
     metrics.notifications.labels(gateway=notification.gateway, outcome=outcome).inc()
@@ -159,13 +246,27 @@ def notification_process(*, notification: GatewayNotification) -> Acknowledgemen
 
 
 def _refused(notification: GatewayNotification, *, detail: str, verified: bool | None, out_trade_no: str = "",
-             outcome: str = NotificationOutcome.REJECTED) -> None:
-    values: dict[str, Any] = {}
+             outcome: str = NotificationOutcome.REJECTED, fresh: bool) -> None:
+    """Record why a notification was refused or failed.
+
+    A fresh one is stored now, alone and unclaimed (whatever its handler
+    wrote rolled back with the handler's transaction, its claim included:
+    the provider's re-send may claim the key); a stored one is updated.
+    """
+    values: dict[str, Any] = {"outcome": outcome, "outcome_detail": detail[:2000], "processed_at": timezone.now()}
     if verified is not None:
         values["verified"] = verified
-    GatewayNotification.objects.filter(pk=notification.pk).update(
-        outcome=outcome, outcome_detail=detail[:2000], processed_at=timezone.now(),
-        **({"out_trade_no": out_trade_no} if out_trade_no else {}), **values)
+    if out_trade_no:
+        values["out_trade_no"] = out_trade_no
+    if fresh:
+        stored = GatewayNotification(
+            gateway=notification.gateway, kind=notification.kind, body=notification.body,
+            headers=notification.headers, remote_addr=notification.remote_addr,
+            received_at=notification.received_at, process_count=notification.process_count, **values)
+        stored.save()
+        notification.pk = stored.pk  # what the log line names
+    else:
+        GatewayNotification.objects.filter(pk=notification.pk).update(**values)
     metrics.notifications.labels(gateway=notification.gateway, outcome=outcome).inc()
 
 
@@ -173,7 +274,7 @@ def _refused(notification: GatewayNotification, *, detail: str, verified: bool |
 
 
 def payment_notification_handle(notification: GatewayNotification, gateway: Gateway, raw: RawNotification) -> str:
-    """The payment handler: verify, then claim and apply in one transaction."""
+    """The payment handler: verify, then claim and apply (in the inbox's transaction)."""
     parsed = gateway.parse_notification(raw)
     state = TradeState(
         out_trade_no=parsed.out_trade_no,
@@ -184,9 +285,8 @@ def payment_notification_handle(notification: GatewayNotification, gateway: Gate
         raw=parsed.raw,
     )
     try:
-        with transaction.atomic():
-            return _claim_and_apply(notification, dedupe_key=parsed.dedupe_key, state=state,
-                                    requested_at=parsed.requested_at)
+        return _claim_and_apply(notification, dedupe_key=parsed.dedupe_key, state=state,
+                                requested_at=parsed.requested_at)
     except (UnknownTrade, AmountMismatch) as exc:
         raise NotificationRefused(str(exc), out_trade_no=parsed.out_trade_no,
                                   alarming=isinstance(exc, AmountMismatch)) from exc
@@ -202,36 +302,18 @@ def _claim_and_apply(notification: GatewayNotification, *, dedupe_key: str, stat
     then finds the key taken and is recorded as a duplicate.
     """
     gateway_code = notification.gateway
-    try:
-        with transaction.atomic():
-            GatewayNotification.objects.filter(pk=notification.pk).update(
-                dedupe_key=dedupe_key, verified=True, out_trade_no=state.out_trade_no
-            )
-    except IntegrityError:
-        original = GatewayNotification.objects.filter(
-            gateway=gateway_code, dedupe_key=dedupe_key
-        ).exclude(pk=notification.pk).first()
-        if original is None:  # only our own earlier claim (a re-process) holds it
-            raise
-        notification_outcome_record(
-            notification, NotificationOutcome.DUPLICATE, detail=f"same as #{original.pk}", verified=True,
-            out_trade_no=state.out_trade_no, duplicate_of=original, payment_id=original.payment_id,
-        )
+    if notification_claim(notification, dedupe_key=dedupe_key, out_trade_no=state.out_trade_no) is not None:
         return NotificationOutcome.DUPLICATE
-
-    found = (
-        Payment.objects.filter(out_trade_no=state.out_trade_no, gateway=gateway_code)
-        .values_list("pk", "requested_at").first()
-    )
-    if found is None:
+    # Rolled back by the caller's transaction when it raises: the claim too.
+    locked = payment_and_order_for_update_by_number(gateway=gateway_code, out_trade_no=state.out_trade_no)
+    if locked is None:
         raise UnknownTrade(f"no {gateway_code} payment {state.out_trade_no}")
-    payment_id, our_requested_at = found
-    if requested_at is not None and requested_at != our_requested_at:
+    payment, order = locked
+    if requested_at is not None and requested_at != payment.requested_at:
         # The same number at another time is another transaction (UnionPay
         # orderId + txnTime): not one we started.
         raise UnknownTrade(f"{gateway_code} payment {state.out_trade_no} was requested at "
-                           f"{our_requested_at.isoformat()}, the notification names {requested_at.isoformat()}")
-    payment, order = payment_and_order_for_update(payment_id=payment_id)
+                           f"{payment.requested_at.isoformat()}, the notification names {requested_at.isoformat()}")
     changed = trade_state_apply(payment, order, state=state, actor=Actor.gateway(gateway_code),
                                 notification=notification)
     outcome = NotificationOutcome.APPLIED if changed else NotificationOutcome.UNCHANGED

@@ -17,7 +17,7 @@ import logging
 from django.utils import timezone
 
 from orders.models import Order, OrderStatus
-from orders.services import order_mark_paid
+from orders.services import order_mark_paid_locked
 from payments import metrics
 from payments.exceptions import AmountMismatch
 from payments.gateways.base import TradeState, TradeStatus
@@ -44,24 +44,35 @@ def trade_state_apply(
     gateway reports an amount other than the attempt's (nothing applied).
     """
     detail = {"gateway_status": str(state.status), "gateway_trade_no": state.gateway_trade_no}
-    if payment.gateway_status != state.status:
+    # The gateway's word is saved with the move, in its UPDATE; alone only
+    # when nothing moves.
+    gateway_status: dict[str, str] = {"gateway_status": state.status} if payment.gateway_status != state.status else {}
+    moved = _apply(payment, order, state=state, actor=actor, notification=notification, detail=detail,
+                   gateway_status=gateway_status)
+    if gateway_status and not moved:
         payment.gateway_status = state.status
         payment.save(update_fields=["gateway_status", "updated_at"])
+    return moved
 
+
+def _apply(payment: Payment, order: Order, *, state: TradeState, actor: Actor,
+           notification: GatewayNotification | None, detail: dict[str, str], gateway_status: dict[str, str]) -> bool:
     if state.status == TradeStatus.SUCCEEDED:
-        return _apply_success(payment, order, state=state, actor=actor, notification=notification, detail=detail)
+        return _apply_success(payment, order, state=state, actor=actor, notification=notification, detail=detail,
+                              gateway_status=gateway_status)
     if state.status in (TradeStatus.CLOSED, TradeStatus.FAILED) and payment.is_open:
         target = PaymentStatus.CLOSED if state.status == TradeStatus.CLOSED else PaymentStatus.FAILED
         return payment_move(payment, to_status=target, actor=actor, reason=f"gateway: {state.status}",
-                            notification=notification, detail=detail)
+                            notification=notification, detail=detail, extra_fields=gateway_status)
     if state.status == TradeStatus.PENDING and payment.status == PaymentStatus.CREATED:
         return payment_move(payment, to_status=PaymentStatus.PENDING, actor=actor, reason="gateway: pending",
-                            notification=notification, detail=detail)
+                            notification=notification, detail=detail, extra_fields=gateway_status)
     return False
 
 
 def _apply_success(payment: Payment, order: Order, *, state: TradeState, actor: Actor,
-                   notification: GatewayNotification | None, detail: dict[str, str]) -> bool:
+                   notification: GatewayNotification | None, detail: dict[str, str],
+                   gateway_status: dict[str, str]) -> bool:
     if state.amount_minor is not None and state.amount_minor != payment.amount_minor:
         raise AmountMismatch(
             f"{payment.out_trade_no}: gateway says {state.amount_minor} fen, attempt is {payment.amount_minor}"
@@ -78,6 +89,7 @@ def _apply_success(payment: Payment, order: Order, *, state: TradeState, actor: 
         notification=notification,
         detail=detail,
         extra_fields={
+            **gateway_status,
             "gateway_trade_no": state.gateway_trade_no or payment.gateway_trade_no,
             "paid_at": state.paid_at or timezone.now(),
             "refund_required": _refund_required_for(order),
@@ -96,8 +108,9 @@ def _refund_required_for(order: Order) -> str:
 def _settle_order(payment: Payment, order: Order, *, actor: Actor) -> None:
     """A payment just succeeded: pay the order, or record why it must be refunded."""
     if not payment.refund_required:
-        order_mark_paid(order_id=order.pk, actor=actor, reason=f"paid by {payment.gateway}",
-                        reference=f"payment:{payment.pk}")
+        # The order is locked already (trade_state_apply's precondition).
+        order_mark_paid_locked(order, actor=actor, reason=f"paid by {payment.gateway}",
+                               reference=f"payment:{payment.pk}")
         metrics.payments_succeeded.labels(gateway=payment.gateway).inc()
         outbox_enqueue("payments.tasks.payment_send_confirmation_task", payment.pk)
         return

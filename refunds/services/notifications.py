@@ -10,12 +10,10 @@ from __future__ import annotations
 
 import logging
 
-from django.db import IntegrityError, transaction
-
 from payments.exceptions import NotificationRefused
 from payments.gateways.base import Acknowledgement, Gateway, RawNotification, RefundNotification, RefundState
 from payments.models import GatewayNotification, NotificationKind, NotificationOutcome
-from payments.services import notification_accept, notification_outcome_record
+from payments.services import notification_accept, notification_claim, notification_outcome_record
 from refunds.models import Refund
 from refunds.services.execution import refund_apply_state
 from shop.actors import Actor
@@ -71,29 +69,18 @@ def _mismatch(parsed: RefundNotification, refund: Refund | None) -> str:
 
 def _claim_and_apply(notification: GatewayNotification, *, refund: Refund, parsed: RefundNotification,
                      actor: Actor) -> str:
-    """Claim the dedupe key and apply in one transaction: a crash in between
-    frees the key, and the provider's re-send is applied."""
+    """Claim the dedupe key and apply, in the inbox's one transaction: a crash
+    in between frees the key, and the provider's re-send is applied."""
     before = refund.status
     state = RefundState(out_refund_no=parsed.out_refund_no, status=parsed.status, amount_minor=parsed.amount_minor,
                         gateway_refund_id=parsed.gateway_refund_id, refunded_at=parsed.refunded_at, raw=parsed.raw)
-    dedupe_key = f"refund:{parsed.dedupe_key}"
-    with transaction.atomic():
-        try:
-            with transaction.atomic():
-                GatewayNotification.objects.filter(pk=notification.pk).update(
-                    dedupe_key=dedupe_key, verified=True, out_trade_no=refund.payment.out_trade_no,
-                    payment=refund.payment)
-        except IntegrityError:
-            original = GatewayNotification.objects.filter(
-                gateway=notification.gateway, dedupe_key=dedupe_key).exclude(pk=notification.pk).first()
-            notification_outcome_record(
-                notification, NotificationOutcome.DUPLICATE, verified=True, out_trade_no=refund.payment.out_trade_no,
-                detail=f"same as #{original.pk}" if original else "repeat of an earlier one", duplicate_of=original)
-            return NotificationOutcome.DUPLICATE
-        after = refund_apply_state(refund_id=refund.pk, state=state, actor=actor, notification=notification)
-        # Its outcome commits with the apply: whoever sees the refund settled
-        # also sees which notification settled it.
-        outcome = NotificationOutcome.APPLIED if after.status != before else NotificationOutcome.UNCHANGED
-        notification_outcome_record(notification, outcome, detail=f"refund {after.status}", verified=True,
-                                    out_trade_no=refund.payment.out_trade_no)
+    if notification_claim(notification, dedupe_key=f"refund:{parsed.dedupe_key}",
+                          out_trade_no=refund.payment.out_trade_no, payment=refund.payment) is not None:
+        return NotificationOutcome.DUPLICATE
+    after = refund_apply_state(refund_id=refund.pk, state=state, actor=actor, notification=notification)
+    # Its outcome commits with the apply: whoever sees the refund settled
+    # also sees which notification settled it.
+    outcome = NotificationOutcome.APPLIED if after.status != before else NotificationOutcome.UNCHANGED
+    notification_outcome_record(notification, outcome, detail=f"refund {after.status}", verified=True,
+                                out_trade_no=refund.payment.out_trade_no)
     return outcome
