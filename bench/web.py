@@ -104,12 +104,17 @@ REDIS_DBS = [int(os.environ["BENCH_REDIS_DB"])] if os.environ.get("BENCH_REDIS_D
 
 @dataclass(frozen=True)
 class Plan:
+    """How long and how much: the full run, or the smoke run's tiny counts."""
+
     rounds: int
     seconds: float
     warm_seconds: float
-    # Requests prepared per round: the expected rate times the round's
-    # length, with room; a round that runs out says so.
+    # Requests per second guessed for sizing each side's warm-up; the
+    # warm-up's own rate then sizes the rounds (1.8 times what a round
+    # would use), and a round that still runs out is run again, larger.
     expected_rate: dict[str, float]
+    # At most this many requests prepared for one run (the smoke run's
+    # runs out on purpose: its figures mean nothing).
     most_prepared: int
     connections: int = 16
     start_connections: int = 64
