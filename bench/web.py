@@ -215,7 +215,9 @@ class Servers:
         argv = [str(VENV_BIN / "gunicorn"), "-c", str(ROOT / "config" / "gunicorn.conf.py"),
                 "--bind", f"127.0.0.1:{port}"]
         if sync_workers:
-            argv += ["--workers", str(sync_workers), "--worker-class", "sync"]
+            # One thread each: with the configuration's threads above one,
+            # gunicorn would quietly run gthread instead of sync workers.
+            argv += ["--workers", str(sync_workers), "--worker-class", "sync", "--threads", "1"]
         if app:
             argv.append(app)
         log = self.work / f"gunicorn-{name}.log"
