@@ -47,6 +47,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import bench_database_url, database_drop, database_recreate  # noqa: E402
+
 DAY = date(2026, 11, 30)
 # Reconciled the morning after.
 MORNING_AFTER = "2026-12-01T10:05:00+08:00"
@@ -489,31 +491,6 @@ def _setup_django() -> None:
     logging.getLogger().setLevel(logging.WARNING)
 
 
-def _bench_database_url() -> str:
-    url = os.environ.get("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/shop")
-    if not url.startswith(("postgres://", "postgresql://")):
-        raise SystemExit("make bench needs PostgreSQL: set DATABASE_URL to a postgres:// URL")
-    base, _, name = url.rpartition("/")
-    return f"{base}/{name.split('?')[0]}_bench"
-
-
-def _recreate(url: str) -> None:
-    import psycopg
-
-    base, _, name = url.rpartition("/")
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        admin.execute(f'CREATE DATABASE "{name}"')
-
-
-def _drop(url: str) -> None:
-    import psycopg
-
-    base, _, name = url.rpartition("/")
-    with psycopg.connect(f"{base}/postgres", autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lines", type=int, default=1_000_000)
@@ -533,9 +510,9 @@ def main() -> int:
                     else measure_raw(plan))
         print(json.dumps(asdict(measured)))
         return 0
-    url = _bench_database_url()
+    url = bench_database_url("bench")
     os.environ["DATABASE_URL"] = url
-    _recreate(url)
+    database_recreate(url)
     try:
         _setup_django()
         from django.core.management import call_command
@@ -548,7 +525,7 @@ def main() -> int:
             from django.db import connections
 
             connections.close_all()
-            _drop(url)
+            database_drop(url)
     print()
     print("Goal: reconcile at most 3x the raw COPY + FULL OUTER JOIN, peak RSS under 500 MB, exactly the planted found.")
     for result in results:
