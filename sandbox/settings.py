@@ -54,7 +54,7 @@ SANDBOX_REFUND_SETTLE_AFTER = refund_settle_after_parse(
 # https://docs.djangoproject.com/en/5.2/ref/databases/#sqlite-transaction-behavior
 DATABASES = {
     "default": {
-        "ENGINE": "django.db.backends.sqlite3",
+        "ENGINE": "sandbox.sqlite",
         "NAME": SANDBOX_DB_PATH,
         "OPTIONS": {
             "timeout": 30,
