@@ -26,7 +26,7 @@ ALLOWED_HOSTS = ["*"]
 INSTALLED_APPS = ["sandbox.apps.SandboxConfig"]
 # No sessions, auth or CSRF: the sandbox imitates a foreign site, tokens in
 # the page URLs are the only capability, and the control API is for tests.
-MIDDLEWARE: list[str] = []
+MIDDLEWARE: list[str] = ["sandbox.middleware.content_length"]
 ROOT_URLCONF = "sandbox.urls"
 WSGI_APPLICATION = None
 
