@@ -100,9 +100,9 @@ def closed_here(payment: Payment) -> None:
     order_close(order_id=payment.order_id, actor=TEST, reason="timeout")
 
 
-def reconcile(gateway: str, day: date | None = None, *, force: bool = False):
+def reconcile(gateway: str, day: date | None = None, *, force: bool = False, now: datetime | None = None):
     day = day or yesterday()
-    run = statement_reconcile(gateway_code=gateway, day=day, actor=TEST, force=force)
+    run = statement_reconcile(gateway_code=gateway, day=day, actor=TEST, force=force, now=now)
     return run, Statement.objects.get(gateway=gateway, day=day)
 
 

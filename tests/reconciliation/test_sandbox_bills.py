@@ -6,9 +6,12 @@ lost notification and a payment on a closed order are healed through the
 payment services; bills that go wrong end `failed` with their reason and
 nothing stored.
 """
+from datetime import datetime, time, timedelta
+
 import pytest
 
 from orders.models import OrderStatus
+from payments.gateways.base import BEIJING
 from payments.models import Payment, PaymentStatus, RefundRequired
 from reconciliation.models import Discrepancy, StatementLine, StatementStatus
 from refunds.models import Refund, RefundStatus
@@ -140,12 +143,15 @@ def test_a_bill_not_ready_waits_and_an_expired_link_is_replaced(shop_sandbox, ga
                  else {"code": "STATEMENT_CREATING", "status": 400})
     sandbox.control("POST", "faults", {"target": f"{gateway}.bill", "mode": "error", **not_ready})
 
-    run, statement = reconcile(gateway)
+    # The morning after, well before RECONCILIATION_NO_BILL_AFTER: at the real time of
+    # day a run after 18:00 Beijing would give the bill up as no_bill.
+    morning_after = datetime.combine(yesterday() + timedelta(days=1), time(10, 5), tzinfo=BEIJING)
+    run, statement = reconcile(gateway, now=morning_after)
     assert (run.outcome, statement.status) == ("not_ready", StatementStatus.PENDING)
     assert "no bill yet" in statement.failure_reason and statement.next_attempt_at is not None
 
     sandbox.control("POST", "faults", {"target": f"{gateway}.bill", "mode": "expired_link"})
-    run, statement = reconcile(gateway)
+    run, statement = reconcile(gateway, now=morning_after)
     assert (run.outcome, statement.status, statement.line_count) == ("matched", StatementStatus.MATCHED, 1)
 
 
