@@ -5,7 +5,6 @@ from urllib.parse import urlsplit
 
 import segno
 from django.conf import settings
-from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponseNotAllowed, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -85,32 +84,38 @@ def _device(request) -> str:
 @login_required
 @allows_gateway_forms
 def cashier(request, order_no: str):
-    order = get_object_or_404(Order, order_no=order_no, shopper=request.user)
     gateways = enabled_gateways()
     device = _device(request)
-    if request.method == "POST" and order.is_payable:
-        form = CashierForm(request.POST, gateways=gateways, device=device)
-        if form.is_valid():
-            try:
-                payment, action = payment_start(
-                    order_id=order.pk,
-                    gateway_code=form.cleaned_data["gateway_code"],
-                    method=form.cleaned_data["method"],
-                    actor=Actor.shopper(request.user),
-                    client_ip=request.META.get("REMOTE_ADDR", ""),
-                )
-            except OrderNotPayable as exc:
-                # Paid in another tab, or timed out while the page was open.
-                messages.info(request, exc.user_message)
-                return redirect(order.get_absolute_url())
-            except (GatewayNotConfigured, UnsupportedMethod) as exc:
-                form.add_error("choice", exc.user_message)
-            except GatewayError as exc:
-                # The attempt is recorded as failed; nothing was paid.
-                form.add_error(None, exc.user_message)
-            else:
-                return _follow(request, payment, action)
-    else:
+    form = CashierForm(request.POST if request.method == "POST" else None, gateways=gateways, device=device)
+    # A valid choice goes straight to payment_start, whose locking read is
+    # the page's only read of the order; the page itself (a GET, a refused
+    # choice, an error) reads the order to show it.
+    if request.method == "POST" and form.is_valid():
+        try:
+            payment, action = payment_start(
+                order_no=order_no,
+                shopper_id=request.user.pk,
+                gateway_code=form.cleaned_data["gateway_code"],
+                method=form.cleaned_data["method"],
+                actor=Actor.shopper(request.user),
+                client_ip=request.META.get("REMOTE_ADDR", ""),
+            )
+        except Order.DoesNotExist as exc:
+            # Another shopper's order is a 404 too: do not confirm it exists.
+            raise Http404(order_no) from exc
+        except OrderNotPayable:
+            # Paid in another tab, or timed out while the page was open:
+            # the page below says so.
+            pass
+        except (GatewayNotConfigured, UnsupportedMethod) as exc:
+            form.add_error("choice", exc.user_message)
+        except GatewayError as exc:
+            # The attempt is recorded as failed; nothing was paid.
+            form.add_error(None, exc.user_message)
+        else:
+            return _follow(request, payment, action)
+    order = get_object_or_404(Order, order_no=order_no, shopper=request.user)
+    if request.method == "POST" and not order.is_payable:
         form = CashierForm(gateways=gateways, device=device)
     return render(
         request,

@@ -135,7 +135,7 @@ def _paid(sandbox: SandboxControl, code: str, *, notify: bool = True) -> Payment
     if sku is None:
         raise RuntimeError("the demo catalogue is sold out: run manage.py demo_setup on a fresh database")
     order = order_place(shopper=shopper, items=[(sku.code, 1)], consignee=CONSIGNEE, checkout_token=uuid.uuid4())
-    payment, _action = payment_start(order_id=order.pk, gateway_code=code, method=PayMethod.QR,
+    payment, _action = payment_start(order_no=order.order_no, gateway_code=code, method=PayMethod.QR,
                                      actor=Actor.shopper(shopper))
     if not notify:
         sandbox("POST", "faults", {"target": f"{code}.notify", "mode": "drop", "out_trade_no": payment.out_trade_no})

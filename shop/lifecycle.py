@@ -116,6 +116,37 @@ class Lifecycle(Generic[Row]):
         logger.info("%s: %d rows %s → %s (%s)", self.subject, len(pks), from_status, to_status, reason)
         return pks
 
+    def move_from(
+        self,
+        row: Row,
+        *,
+        from_status: str,
+        to_status: str,
+        actor: Actor,
+        reason: str = "",
+        extra_fields: Mapping[str, Any] | None = None,
+        **event_fields: Any,
+    ) -> bool:
+        """Move a row nobody has locked, if it still has `from_status`: one conditional UPDATE.
+
+        For a move whose only precondition is the row's status: the UPDATE's
+        WHERE is the check and its row lock the lock, so the row is not read
+        first. False (nothing written, `row` untouched) when the row has
+        moved on; the caller then locks it and decides. The caller's
+        transaction holds the UPDATE and its event together.
+        """
+        if to_status not in self.transitions[from_status]:
+            raise self.error(self.reference(row), from_status, to_status)
+        changes = {"status": to_status, "updated_at": timezone.now(), **(extra_fields or {})}
+        moved = type(row)._default_manager.filter(pk=row.pk, status=from_status).update(**changes)
+        if not moved:
+            return False
+        for name, value in changes.items():
+            setattr(row, name, value)
+        self.record(row, actor=actor, reason=reason, from_status=from_status, **event_fields)
+        logger.info("%s %s: %s → %s (%s)", self.subject, self.reference(row), from_status, to_status, reason)
+        return True
+
     def record(
         self, row: Row, *, actor: Actor, reason: str, from_status: str | None = None, **event_fields: Any
     ) -> ActorEvent:

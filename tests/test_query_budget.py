@@ -42,7 +42,7 @@ from tests.shop.factories import SkuFactory, UserFactory
 NOTIFICATION = (8, 1)
 DUPLICATE_NOTIFICATION = (3, 1)
 CHECKOUT = (8, 2)
-PAYMENT_START = (10, 2)
+PAYMENT_START = (8, 2)
 REFUND_NOTIFICATION = (19, 1)
 
 

@@ -15,12 +15,14 @@ from payments.gateways.base import PaymentAction, PaymentRequest, PayMethod
 from payments.lock_objects import payment_and_order_for_update
 from payments.models import Payment, PaymentEvent, PaymentStatus
 from payments.selectors import OPEN_STATUSES
-from payments.services.lifecycle import payment_move
+from payments.services.lifecycle import payment_move, payment_move_from
 from payments.services.sync import payment_query_delay
 from shop.actors import Actor
 from shop.outbox import Intent, outbox_enqueue_many
 
 logger = logging.getLogger(__name__)
+
+HANDED_OVER = "handed to the gateway"
 
 
 def out_trade_no_for(order: Order, attempt_no: int) -> str:
@@ -30,22 +32,29 @@ def out_trade_no_for(order: Order, attempt_no: int) -> str:
 
 
 def payment_start(
-    *, order_id: int, gateway_code: str, method: PayMethod, actor: Actor, client_ip: str = ""
+    *, order_no: str, gateway_code: str, method: PayMethod, actor: Actor, shopper_id: int | None = None,
+    client_ip: str = "",
 ) -> tuple[Payment, PaymentAction]:
     """Create a new attempt for a payable order and ask the gateway how to pay.
+
+    The order is named by its number, as the cashier's URL names it, and
+    with `shopper_id` only that shopper's order is found: the lock's SELECT
+    is the only read of the order, so a page that starts a payment does
+    not read the order once to check it and again to lock it.
 
     The attempt (with its out_trade_no) is committed before the gateway call.
     When the gateway refuses or cannot be reached, the attempt is marked
     failed and the error re-raised. Earlier open attempts of the order are
     closed at their gateways afterwards, so only the newest can be paid.
 
-    Raises OrderNotPayable, UnsupportedMethod, GatewayNotConfigured,
-    GatewayError.
+    Raises Order.DoesNotExist, OrderNotPayable, UnsupportedMethod,
+    GatewayNotConfigured, GatewayError.
     """
     gateway = get_gateway(gateway_code)
     if method not in gateway.methods:
         raise UnsupportedMethod(f"{gateway_code} cannot pay by {method}")
-    payment = _attempt_create(order_id=order_id, gateway_code=gateway_code, method=method, actor=actor)
+    payment = _attempt_create(order_no=order_no, shopper_id=shopper_id, gateway_code=gateway_code, method=method,
+                              actor=actor)
     try:
         action = gateway.start_payment(_payment_request(payment, client_ip=client_ip))
     except GatewayError as exc:
@@ -54,23 +63,36 @@ def payment_start(
             payment_move(locked, to_status=PaymentStatus.FAILED, actor=Actor.gateway(gateway_code),
                          reason=f"could not start: {exc}")
         raise
+    handed_over = {"qr_content": action.qr_content}
     with transaction.atomic():
+        # The first attempt of an order supersedes nothing, so it needs no
+        # lock: a conditional UPDATE moves it unless something (a fast
+        # notification, the janitor) moved it first.
+        if payment.attempt_no == 1 and payment_move_from(
+                payment, from_status=PaymentStatus.CREATED, to_status=PaymentStatus.PENDING, actor=actor,
+                reason=HANDED_OVER, extra_fields=handed_over):
+            return payment, action
         locked, _ = payment_and_order_for_update(payment_id=payment.pk)
-        payment_move(locked, to_status=PaymentStatus.PENDING, actor=actor, reason="handed to the gateway",
-                     extra_fields={"qr_content": action.qr_content})
-        # The first attempt of an order supersedes nothing: no query for it.
+        # A notification may have come before the gateway's own answer: the
+        # attempt stays as it moved (succeeded, say), and the page follows it.
+        if locked.status == PaymentStatus.CREATED:
+            payment_move(locked, to_status=PaymentStatus.PENDING, actor=actor, reason=HANDED_OVER,
+                         extra_fields=handed_over)
         if payment.attempt_no > 1:
-            _close_superseded_later(order_id=order_id, keep_payment_id=payment.pk)
+            _close_superseded_later(order_id=payment.order_id, keep_payment_id=payment.pk)
     return locked, action
 
 
-def _attempt_create(*, order_id: int, gateway_code: str, method: PayMethod, actor: Actor) -> Payment:
+def _attempt_create(*, order_no: str, shopper_id: int | None, gateway_code: str, method: PayMethod,
+                    actor: Actor) -> Payment:
     """The next attempt of a payable order, numbered under the order's lock."""
+    orders = Order.objects.filter(order_no=order_no)
+    if shopper_id is not None:
+        orders = orders.filter(shopper_id=shopper_id)
     with transaction.atomic():
         # The order's lock and its last attempt number in one SELECT.
         last_attempt = Payment.objects.filter(order=OuterRef("pk")).order_by("-attempt_no").values("attempt_no")[:1]
-        order = (Order.objects.select_for_update(of=("self",)).annotate(last_attempt=Subquery(last_attempt))
-                 .get(pk=order_id))
+        order = orders.select_for_update(of=("self",)).annotate(last_attempt=Subquery(last_attempt)).get()
         if not order.is_payable or order.expires_at <= timezone.now():
             raise OrderNotPayable(order)
         last = order.last_attempt or 0

@@ -32,6 +32,20 @@ def payment_move(
                                   extra_fields=extra_fields, notification=notification, detail=detail or {})
 
 
+def payment_move_from(
+    payment: Payment,
+    *,
+    from_status: str,
+    to_status: str,
+    actor: Actor,
+    reason: str = "",
+    extra_fields: dict[str, Any] | None = None,
+) -> bool:
+    """Move a payment that is not locked, if it still has `from_status`; False when it has moved on."""
+    return PAYMENT_LIFECYCLE.move_from(payment, from_status=from_status, to_status=to_status, actor=actor,
+                                       reason=reason, extra_fields=extra_fields, detail={})
+
+
 def payment_record_event(payment: Payment, *, actor: Actor, reason: str, detail: dict[str, Any] | None = None,
                          notification: GatewayNotification | None = None) -> None:
     """An event that is not a status change (a flag, a gateway exchange)."""

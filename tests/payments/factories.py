@@ -7,5 +7,5 @@ from tests.orders.factories import place_order
 def start_payment(*, order=None, gateway_code="fake", method=PayMethod.QR, **order_kwargs):
     """A real attempt through payment_start; returns (payment, action)."""
     order = order or place_order(**order_kwargs)
-    return payment_start(order_id=order.pk, gateway_code=gateway_code, method=method,
+    return payment_start(order_no=order.order_no, gateway_code=gateway_code, method=method,
                          actor=Actor.shopper(order.shopper))

@@ -21,6 +21,7 @@ from payments.models import (
 from payments.services import (
     notification_process,
     payment_apply_notification,
+    payment_start,
     payment_sync,
     payment_sync_if_due,
     payments_query_stale,
@@ -91,6 +92,36 @@ class TestStart:
         payment = Payment.objects.get()
         assert payment.status == PaymentStatus.FAILED
         assert reload(order).status == OrderStatus.PENDING_PAYMENT
+
+
+    @pytest.mark.parametrize("attempts_before", [0, 1])
+    def test_a_notification_before_the_gateways_answer_leaves_the_attempt_paid(self, fake_gateway, monkeypatch,
+                                                                            attempts_before):
+        # A shopper can scan and pay before the start call's answer is back;
+        # the hand-over must not move the paid attempt back to pending.
+        order = place_order()
+        for _ in range(attempts_before):
+            start_payment(order=order)
+        answer = fake_gateway.start_payment
+
+        def paid_before_answering(request):
+            action = answer(request)
+            fake_gateway.pay(request.out_trade_no)
+            payment_apply_notification(gateway_code="fake", raw=fake_gateway.notification(request.out_trade_no))
+            return action
+
+        monkeypatch.setattr(fake_gateway, "start_payment", paid_before_answering)
+        payment, _ = start_payment(order=order)
+        assert payment.status == reload(payment).status == PaymentStatus.SUCCEEDED
+        assert [e.to_status for e in payment.events.order_by("pk")] == ["created", "succeeded"]
+        assert reload(order).status == OrderStatus.PAID
+
+    def test_another_shoppers_order_is_not_found(self, fake_gateway, other_shopper):
+        order = place_order()
+        with pytest.raises(Order.DoesNotExist):
+            payment_start(order_no=order.order_no, shopper_id=other_shopper.pk, gateway_code="fake",
+                          method=PayMethod.QR, actor=Actor.shopper(other_shopper))
+        assert not Payment.objects.exists()
 
 
 @pytest.mark.django_db

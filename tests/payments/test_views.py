@@ -149,6 +149,15 @@ def test_gateway_failure_is_shown_and_nothing_is_paid(shopper_client, shopper, f
     assert Payment.objects.get().status == PaymentStatus.FAILED
 
 
+def test_another_shoppers_order_cannot_be_paid_here(shopper_client, other_shopper, fake_gateway):
+    # A valid choice goes straight to the locking read, which is filtered by shopper.
+    order = place_order(shopper=other_shopper)
+    response = shopper_client.post(cashier_url(order), {"choice": "fake:qr", "device": "desktop"})
+    assert response.status_code == 404
+    assert not Payment.objects.exists()
+    assert fake_gateway.calls == []
+
+
 @pytest.mark.parametrize("page", ["payments:qr", "payments:status", "payments:result"])
 def test_another_shoppers_payment_pages_are_not_found(client, shopper, other_shopper, page):
     payment, _ = start_payment(order=place_order(shopper=other_shopper))

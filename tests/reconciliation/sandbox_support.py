@@ -46,7 +46,7 @@ def on_the_sandbox_day(sandbox: SandboxProcess, day: date, *, at: time = time(12
 
 def started(gateway: str, price_minor: int) -> Payment:
     order = place_order(price_minor=price_minor)
-    payment, _action = payment_start(order_id=order.pk, gateway_code=gateway, method=PayMethod.QR,
+    payment, _action = payment_start(order_no=order.order_no, gateway_code=gateway, method=PayMethod.QR,
                                      actor=Actor.shopper(order.shopper))
     return payment
 
