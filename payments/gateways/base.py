@@ -34,6 +34,8 @@ from typing import TYPE_CHECKING, Any, BinaryIO, ClassVar
 import requests
 from django.utils import timezone
 
+from payments.gateways.http_session import GatewaySession
+
 if TYPE_CHECKING:
     from django_stubs_ext import StrOrPromise
 
@@ -385,7 +387,7 @@ class Gateway(ABC):
         clock: Callable[[], datetime] = timezone.now,
     ) -> None:
         self.options = options
-        self.session = session or requests.Session()
+        self.session = session or GatewaySession()
         self.clock = clock
         self.timeout = (
             float(options.get("connect_timeout", DEFAULT_CONNECT_TIMEOUT)),

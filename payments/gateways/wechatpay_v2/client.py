@@ -32,6 +32,7 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from requests.adapters import HTTPAdapter
 
 from payments.exceptions import GatewayRejected, GatewayUnavailable, ResponseNotVerified
+from payments.gateways.http_session import GatewaySession
 from payments.gateways.wechatpay_v2.signing import (
     SIGN_FIELD,
     SIGN_TYPE_FIELD,
@@ -139,7 +140,7 @@ class MutualTlsAdapter(HTTPAdapter):
 
 
 def mutual_tls_session(context: ssl.SSLContext) -> requests.Session:
-    session = requests.Session()
+    session = GatewaySession()
     session.mount("https://", MutualTlsAdapter(context))
     # Plain HTTP never carries a client certificate: refuse it outright.
     session.mount("http://", _RefusePlainHttp())
