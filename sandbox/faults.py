@@ -225,7 +225,10 @@ def fault_take(target: str, *, out_trade_no: str) -> FaultRule | None:
             if rule.out_trade_no and rule.out_trade_no != out_trade_no:
                 continue
             FaultRule.objects.filter(pk=rule.pk).update(remaining=F("remaining") - 1, applied=F("applied") + 1)
-            rule.refresh_from_db()
+            # The transaction is IMMEDIATE (settings.py): it has held the
+            # write lock since BEGIN, so the row read above is still current.
+            rule.remaining -= 1
+            rule.applied += 1
             return rule
     return None
 
