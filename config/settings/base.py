@@ -115,6 +115,10 @@ DATABASES = {
 # not surface as errors on the first request after it.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's PostgreSQL backend whose health check polls the idle socket
+    # instead of sending a SELECT 1 each request (config/database/base.py).
+    DATABASES["default"]["ENGINE"] = "config.database"
 # Transactions are explicit in services, never per request.
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
