@@ -67,6 +67,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A gateway's POST to its notify endpoint skips the browser's middleware
+    # below (shop/middleware.py, BROWSER_ONLY); the rest still wraps it.
+    "shop.middleware.ServerToServerMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
