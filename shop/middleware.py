@@ -27,6 +27,7 @@ from django.core.handlers.exception import convert_exception_to_response
 from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.http.response import HttpResponseBase
 from django.urls import Resolver404, get_resolver, set_urlconf
+from django.utils import translation
 from django.utils.module_loading import import_string
 
 View = TypeVar("View", bound=Callable[..., Any])
@@ -106,7 +107,11 @@ class ServerToServerMiddleware:
                 match = None
             if match is not None and getattr(match.func, "server_to_server", False):
                 request.resolver_match = match
-                lean: HttpResponseBase = self.lean(request)
+                # What LocaleMiddleware picks for a client that asks for no
+                # language, never the language a page before it left active
+                # in this thread.
+                with translation.override(settings.LANGUAGE_CODE):
+                    lean: HttpResponseBase = self.lean(request)
                 return lean
         return self.get_response(request)
 

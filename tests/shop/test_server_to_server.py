@@ -3,8 +3,10 @@
 import pytest
 from django.conf import settings
 from django.contrib.sessions.models import Session
+from django.http import HttpResponse
 from django.test import Client
 from django.urls import reverse
+from django.utils import translation
 
 from payments.models import Payment, PaymentStatus
 from payments.views import gateway_notify
@@ -96,3 +98,24 @@ def test_a_browser_post_without_its_csrf_token_is_still_refused():
     response = client.post(reverse("login"), {"username": "alice", "password": "x"})
 
     assert response.status_code == 403
+
+
+def test_a_notification_runs_in_the_default_language_whatever_the_thread_had_active(client, monkeypatch):
+    """No LocaleMiddleware for a gateway: the default language, as it picked for a client asking none."""
+    import payments.views
+
+    seen = []
+
+    def spy(request, **kwargs):
+        seen.append(translation.get_language())
+        return HttpResponse(b"success")
+
+    monkeypatch.setattr(payments.views, "notification_response", spy)
+    translation.activate("zh-hans")
+
+    response = client.post(reverse("payments:notify", kwargs={"gateway": "fake"}), b"{}",
+                           content_type="application/json")
+
+    assert response.status_code == 200
+    assert seen == [settings.LANGUAGE_CODE]
+    assert translation.get_language() == "zh-hans"  # put back as it was
