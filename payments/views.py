@@ -34,7 +34,7 @@ from payments.services import (
     payment_sync_if_due,
 )
 from shop.actors import Actor
-from shop.middleware import reads_raw_body
+from shop.middleware import reads_raw_body, server_to_server
 
 logger = logging.getLogger(__name__)
 
@@ -234,6 +234,7 @@ def payment_result(request, out_trade_no: str):
     return render(request, "payments/confirming.html", context)
 
 
+@server_to_server
 @csrf_exempt
 @require_POST
 @reads_raw_body

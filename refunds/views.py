@@ -15,7 +15,7 @@ from refunds.exceptions import RefundError
 from refunds.forms import RefundApplicationForm
 from refunds.models import RefundStatus
 from refunds.services import refund_request, refundable_minor
-from shop.middleware import reads_raw_body
+from shop.middleware import reads_raw_body, server_to_server
 
 
 @login_required
@@ -53,6 +53,7 @@ def refund_apply(request, order_no: str):
                   status=400 if form.errors else 200)
 
 
+@server_to_server
 @csrf_exempt
 @require_POST
 @reads_raw_body

@@ -24,17 +24,19 @@ from django.db.models.constants import OnConflict
 def row_insert_unless_taken(row: Model) -> bool:
     """INSERT `row` unless one of its unique constraints is already taken; True when inserted.
 
-    On True the row has its primary key, as after `save()`; on False it is
-    left unsaved.
+    On True the row has its primary key, as after `save()`, and the value
+    of each field given as an expression; on False it is left unsaved.
     """
     model = type(row)
     meta = model._meta
     using = router.db_for_write(model, instance=row)
     fields = [field for field in meta.local_concrete_fields if field is not meta.auto_field]
+    # A value the database computes (a subquery) is read back with the key.
+    computed = [field for field in fields if hasattr(getattr(row, field.attname), "resolve_expression")]
     query = sql.InsertQuery(model, on_conflict=OnConflict.IGNORE)
     query.insert_values(fields, [row])
     compiler = query.get_compiler(using=using)
-    compiler.returning_fields = [meta.pk]
+    compiler.returning_fields = [meta.pk, *computed]
     [(statement, params)] = compiler.as_sql()
     with connections[using].cursor() as cursor:
         cursor.execute(statement, params)
@@ -42,6 +44,8 @@ def row_insert_unless_taken(row: Model) -> bool:
     if inserted is None:
         return False
     row.pk = inserted[0]
+    for field, value in zip(computed, inserted[1:], strict=True):
+        setattr(row, field.attname, value)
     row._state.adding = False
     row._state.db = using
     return True

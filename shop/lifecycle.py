@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from django.db import models, transaction
+from django.db import DatabaseError, models, transaction
 from django.db.models import QuerySet
 from django.utils import timezone
 
@@ -69,10 +69,24 @@ class Lifecycle(Generic[Row]):
         for name, value in (extra_fields or {}).items():
             setattr(row, name, value)
             update_fields.append(name)
-        row.save(update_fields=update_fields)
+        self._write(row, update_fields)
         self.record(row, actor=actor, reason=reason, from_status=current, **event_fields)
         logger.info("%s %s: %s → %s (%s)", self.subject, self.reference(row), current, to_status, reason)
         return True
+
+    @staticmethod
+    def _write(row: Row, update_fields: list[str]) -> None:
+        # What save(update_fields=...) sends, without the machinery around
+        # it (signals no one listens to, the update-or-insert decision): one
+        # UPDATE by primary key. Each field's pre_save gives the value saved,
+        # as in save(): updated_at's auto_now is stamped there.
+        values: dict[str, Any] = {}
+        for name in update_fields:
+            field = row._meta.get_field(name)
+            assert isinstance(field, models.Field)  # a column of the row, not a reverse relation
+            values[field.attname] = field.pre_save(row, False)
+        if not type(row)._base_manager.filter(pk=row.pk).update(**values):
+            raise DatabaseError(f"{row._meta.label} {row.pk} is gone: its move did not update any row")
 
     def move_many(
         self,

@@ -39,7 +39,7 @@ from tests.refunds.factories import apply_for_refund, paid_order
 from tests.shop.factories import SkuFactory, UserFactory
 
 # Statements and commits of each path. Change only with a reason.
-NOTIFICATION = (8, 1)
+NOTIFICATION = (7, 1)
 DUPLICATE_NOTIFICATION = (3, 1)
 CHECKOUT = (8, 2)
 PAYMENT_START = (8, 2)
@@ -118,6 +118,12 @@ class TestNotification:
         assert paid(payment)
         assert (len(trips.statements), trips.commits) == NOTIFICATION, trips.report()
         assert [delivery.task for delivery in handed_to_broker] == ["payments.tasks.payment_send_confirmation_task"]
+        # Stored with its outcome and its payment by the claim itself, never updated after.
+        assert not [statement for statement in trips.statements if "UPDATE \"payments_gatewaynotification" in statement]
+        stored = GatewayNotification.objects.get()
+        assert (stored.outcome, stored.outcome_detail, stored.payment_id, stored.verified) == (
+            NotificationOutcome.APPLIED, "payment succeeded, order paid", payment.pk, True)
+        assert stored.processed_at is not None
 
     def test_a_wechatpay_notification_is_one_transaction(self, client, real_gateways, handed_to_broker):
         order = place_order()

@@ -67,6 +67,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # A gateway's POST to its notify endpoint skips the browser's middleware
+    # below (shop/middleware.py, BROWSER_ONLY); the rest still wraps it.
+    "shop.middleware.ServerToServerMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
@@ -115,6 +118,10 @@ DATABASES = {
 # not surface as errors on the first request after it.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's PostgreSQL backend whose health check polls the idle socket
+    # instead of sending a SELECT 1 each request (config/database/base.py).
+    DATABASES["default"]["ENGINE"] = "config.database"
 # Transactions are explicit in services, never per request.
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":

@@ -15,12 +15,15 @@ here the one metric is counted.
 A fresh notification costs one transaction and one commit: its claim is the
 INSERT that stores it (`notification_claim`, skipping a key a copy holds),
 and the payment and order locked together, their moves and events, the
-outbox rows and the outcome follow in the same transaction. When the
-handler raises, that transaction rolls back whole and the notification is
-stored alone with why (rejected, failed), its key unclaimed so that the
-provider's re-send is applied: stored whatever happens, applied at most
-once. (A process killed mid-transaction stores nothing, and answers
-nothing: the provider sends it again.)
+outbox rows and the outcome follow in the same transaction. A success
+notification is stored with the outcome it nearly always has and its
+payment (`_outcome_forecast`), so the outcome's UPDATE is sent only when
+the apply did something else. When the handler raises, that transaction
+rolls back whole and the notification is stored alone with why (rejected,
+failed), its key unclaimed so that the provider's re-send is applied:
+stored whatever happens, applied at most once. (A process killed
+mid-transaction stores nothing, and answers nothing: the provider sends it
+again.)
 
 The answer is the provider's own: its acknowledgement when the
 notification was applied, changed nothing or repeats one already applied;
@@ -32,22 +35,25 @@ again). Never Django's 500 page.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-from django.db import IntegrityError, transaction
-from django.db.models import Case, F, TextField, Value, When
+from django.db import IntegrityError, connection, transaction
+from django.db.models import BigIntegerField, Case, F, TextField, Value, When
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Concat
 from django.utils import timezone
 
+from orders.models import OrderStatus
 from payments import metrics
 from payments.exceptions import AmountMismatch, InvalidNotification, NotificationRefused, UnknownTrade
 from payments.gateways import get_gateway
-from payments.gateways.base import Acknowledgement, Gateway, RawNotification, TradeState
+from payments.gateways.base import Acknowledgement, Gateway, RawNotification, TradeState, TradeStatus
 from payments.lock_objects import payment_and_order_for_update_by_number
-from payments.models import GatewayNotification, NotificationKind, NotificationOutcome, Payment
+from payments.models import GatewayNotification, NotificationKind, NotificationOutcome, Payment, PaymentStatus
 from payments.services.trade_state import trade_state_apply
 from shop.actors import Actor
 from shop.claims import row_insert_unless_taken
@@ -152,18 +158,22 @@ def _duplicate_fields(notification: GatewayNotification, original: GatewayNotifi
     notification.duplicate_of = original
     if original is not None:
         notification.payment_id = original.payment_id
+    elif hasattr(notification.payment_id, "resolve_expression"):
+        notification.payment_id = None  # not the forecast's subquery: as it was before the forecast
 
 
 def notification_outcome_record(notification: GatewayNotification, outcome: str, *, detail: str,
-                                verified: bool, out_trade_no: str = "", **fields: object) -> None:
+                                verified: bool, out_trade_no: str = "", forecast: bool = False,
+                                **fields: object) -> None:
     """The row's outcome (applied, unchanged, duplicate, rejected, failed) and why.
 
     A replay that changes nothing keeps an earlier "applied": the row still
-    says which notification moved the money.
+    says which notification moved the money. With `forecast` the row was
+    stored by this transaction with a forecast outcome, which is replaced.
     """
     values: dict[str, object] = {"outcome": outcome, "outcome_detail": detail[:2000], "verified": verified,
                                  "processed_at": timezone.now(), **fields}
-    if outcome == NotificationOutcome.UNCHANGED:
+    if outcome == NotificationOutcome.UNCHANGED and not forecast:
         # Decided in the UPDATE itself: the row's stored outcome, not a stale copy.
         was_applied = When(outcome=NotificationOutcome.APPLIED, then=Value(NotificationOutcome.APPLIED))
         values["outcome"] = Case(was_applied, default=Value(outcome))
@@ -302,6 +312,7 @@ def _claim_and_apply(notification: GatewayNotification, *, dedupe_key: str, stat
     then finds the key taken and is recorded as a duplicate.
     """
     gateway_code = notification.gateway
+    forecast = _outcome_forecast(notification, state=state)
     if notification_claim(notification, dedupe_key=dedupe_key, out_trade_no=state.out_trade_no) is not None:
         return NotificationOutcome.DUPLICATE
     # Rolled back by the caller's transaction when it raises: the claim too.
@@ -317,9 +328,49 @@ def _claim_and_apply(notification: GatewayNotification, *, dedupe_key: str, stat
     changed = trade_state_apply(payment, order, state=state, actor=Actor.gateway(gateway_code),
                                 notification=notification)
     outcome = NotificationOutcome.APPLIED if changed else NotificationOutcome.UNCHANGED
-    notification_outcome_record(notification, outcome, detail=f"payment {payment.status}, order {order.status}",
-                                verified=True, payment=payment)
+    detail = f"payment {payment.status}, order {order.status}"
+    if forecast is None:
+        notification_outcome_record(notification, outcome, detail=detail, verified=True, payment=payment)
+    elif (outcome, detail) != forecast or notification.payment_id != payment.pk:
+        notification_outcome_record(notification, outcome, detail=detail, verified=True, payment=payment,
+                                    forecast=True)
+    else:
+        notification.payment = payment  # the claim's subquery stored it
     return outcome
+
+
+# What a fresh notification of a success nearly always does: stored with it
+# by the claiming INSERT, so that no UPDATE of the row follows.
+_SUCCESS_FORECAST = (NotificationOutcome.APPLIED, f"payment {PaymentStatus.SUCCEEDED}, order {OrderStatus.PAID}")
+
+
+def _outcome_forecast(notification: GatewayNotification, *, state: TradeState) -> tuple[str, str] | None:
+    """Give a fresh success notification its likely outcome before the claim; None when there is none.
+
+    The payment is named by a subquery in the same INSERT (the attempt is
+    locked only after the claim, as before). When the apply does something
+    else (the order was closed or paid already, the payment succeeded
+    earlier, the trade is unknown) the row is corrected in the same
+    transaction, as every outcome was recorded before; a handler that
+    raises rolls it back whole.
+    """
+    if notification.pk is not None or state.status != TradeStatus.SUCCEEDED:
+        return None
+    notification.outcome, notification.outcome_detail = _SUCCESS_FORECAST
+    notification.processed_at = timezone.now()
+    notification.payment_id = RawSQL(  # type: ignore[assignment]  # resolved by the INSERT
+        _payment_by_number_sql(), (notification.gateway, state.out_trade_no), output_field=BigIntegerField())
+    return _SUCCESS_FORECAST
+
+
+@functools.cache
+def _payment_by_number_sql() -> str:
+    # Raw: building and compiling the ORM's subquery cost more CPU than the
+    # UPDATE it saves. The same lookup as payment_and_order_for_update_by_number.
+    quote = connection.ops.quote_name
+    columns = {field.name: quote(field.column) for field in Payment._meta.concrete_fields if field.column}
+    return (f"SELECT {columns['id']} FROM {quote(Payment._meta.db_table)} "
+            f"WHERE {columns['gateway']} = %s AND {columns['out_trade_no']} = %s")
 
 
 notification_handler_register(NotificationKind.PAYMENT, payment_notification_handle)

@@ -1,0 +1,1 @@
+"""The shop's PostgreSQL database backend (ENGINE "config.database", see base.py)."""
