@@ -476,7 +476,9 @@ def _measure(plan: Plan, files: dict[str, dict[str, str]], bills_dir: str, what:
         return measure_reconcile(plan, files, bills_dir) if what == "reconcile" else measure_raw(plan)
     argv = [sys.executable, str(Path(__file__).resolve()), "--measure", what, "--plan", json.dumps(asdict(plan)),
             "--files", json.dumps(files), "--bills-dir", bills_dir]
-    finished = subprocess.run(argv, check=True, capture_output=True, text=True, cwd=ROOT)
+    finished = subprocess.run(argv, check=False, capture_output=True, text=True, cwd=ROOT)
+    if finished.returncode:
+        raise SystemExit(f"measuring {what} failed (exit {finished.returncode}):\n{finished.stderr[-4000:]}")
     return Measure(**json.loads(finished.stdout.strip().splitlines()[-1]))
 
 
