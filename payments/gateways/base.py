@@ -516,3 +516,14 @@ class Gateway(ABC):
         StatementFormatError (StatementTotalsMismatch for the totals).
         """
         raise NotImplementedError
+
+    def statement_columns(self, statement: StatementFile) -> Iterator[Any] | None:
+        """The same lines as `parse_statement`, read in bulk as Arrow record batches; None: no bulk reader.
+
+        Columns and types: payments.gateways.statement_columns.SCHEMA. The
+        totals are checked after the last batch, as `parse_statement` does.
+        A bulk reader takes only its format's plain shape and raises
+        StatementFormatError for anything else: the caller then reads the
+        bill with `parse_statement`, whose verdict stands.
+        """
+        return None

@@ -321,7 +321,8 @@ def _load_and_match(statement_id: int, gateway: Gateway, *, run: _Run, actor: Ac
             replaces_signed_off = bool(statement.signed_off_at and statement.lines_sha256
                                        and statement.lines_sha256 != statement.sha256)
             if statement.lines_sha256 != statement.sha256:
-                totals = lines_replace(statement_id=statement.pk, lines=_lines(gateway, statement))
+                totals = lines_replace(statement_id=statement.pk, lines=_lines(gateway, statement),
+                                       columns=gateway.statement_columns(_stored_bill(statement)))
                 fields.update(
                     lines_sha256=statement.sha256, line_count=totals.line_count, repeated=totals.repeated,
                     bill_payment_count=totals.payment_count, bill_payment_minor=totals.payment_minor,

@@ -51,7 +51,7 @@ from payments.gateways.alipay.signing import (
     load_public_key,
     verify,
 )
-from payments.gateways.alipay.statements import parse_trade_bill
+from payments.gateways.alipay.statements import parse_trade_bill, trade_bill_columns
 from payments.gateways.base import (
     Acknowledgement,
     ActionKind,
@@ -605,6 +605,11 @@ class AlipayGateway(Gateway):
         """
         with statement.open() as stream:
             yield from parse_trade_bill(stream, account=self.seller_id)
+
+    def statement_columns(self, statement: StatementFile) -> Iterator[Any]:
+        """The same lines in bulk (payments.gateways.statement_columns); plain bills only."""
+        with statement.open() as stream:
+            yield from trade_bill_columns(stream, account=self.seller_id)
 
 
 class _LinkExpired(Exception):

@@ -20,7 +20,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from typing import BinaryIO
+from typing import IO, Any, BinaryIO
 
 from payments.exceptions import StatementFormatError, StatementTotalsMismatch
 from payments.gateways.alipay.formats import parse_bill_time, yuan_to_fen
@@ -318,3 +318,168 @@ def _check_footer(footer: list[str], totals: dict[StatementLineKind, list[int]])
                 f"#{label} says {match.group(1)} rows and {match.group(2)} yuan; "
                 f"the rows hold {count} and {amount} fen"
             )
+
+
+# -- the same bill in bulk -------------------------------------------------------------
+
+# The kind cells as bytes, bare or padded with Alipay's TAB (other padding is left to the parser).
+_KIND_CELLS = {StatementLineKind.PAYMENT: "交易", StatementLineKind.REFUND: "退款"}
+_YUAN_PATTERN = r"^-?(0|[1-9][0-9]*)(\.[0-9]{1,2})?$"
+
+
+class _KindVariants(dict):  # type: ignore[type-arg]
+    """kind -> an Arrow array of its cells' byte forms, built on first use (pyarrow loads only then)."""
+
+    def __missing__(self, kind: StatementLineKind) -> Any:
+        import pyarrow as pa
+
+        word = _KIND_CELLS[kind].encode(BILL_ENCODING)
+        self[kind] = pa.array([word, word + b"\t"], pa.binary())
+        return self[kind]
+
+
+_KIND_VARIANTS = _KindVariants()
+
+
+def trade_bill_columns(stream: BinaryIO, *, account: str = "") -> Iterator[Any]:
+    """The bill's lines as column batches (payments.gateways.statement_columns), the footer checked at the end.
+
+    The same lines as parse_trade_bill for a bill of the plain shape (no
+    quoted cells, ASCII numbers, amounts and times in their strict form);
+    StatementFormatError for anything else, which parse_trade_bill then
+    reads and judges.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    from payments.gateways import statement_columns as sc
+
+    try:
+        archive = zipfile.ZipFile(stream, metadata_encoding=BILL_ENCODING)
+    except (zipfile.BadZipFile, OSError, EOFError) as exc:
+        raise StatementFormatError("the bill is not a ZIP file") from exc
+    with archive:
+        names = [info.filename for info in archive.infolist()
+                 if not info.is_dir() and info.filename.endswith(DETAIL_ENTRY_SUFFIX)]
+        if len(names) != 1:
+            raise StatementFormatError(f"expected one *{DETAIL_ENTRY_SUFFIX} entry, found {len(names)}")
+        try:
+            with archive.open(names[0]) as entry:
+                head = (line.decode(BILL_ENCODING) for line in iter(entry.readline, b""))
+                header = _preamble(head, account=account)
+                if header is None:
+                    raise sc.unsuitable("an empty list")
+                columns = _columns(header)
+                try:
+                    body = _Body(entry)
+                    reader = pa_csv.open_csv(
+                        io.BufferedReader(body, 1 << 20),
+                        read_options=pa_csv.ReadOptions(column_names=[f"c{index}" for index in range(len(columns))],
+                                                        block_size=1 << 20),
+                        parse_options=pa_csv.ParseOptions(quote_char=False, newlines_in_values=False),
+                        convert_options=pa_csv.ConvertOptions(
+                            column_types={f"c{index}": pa.binary() for index in range(len(columns))}))
+                    totals = {kind: [0, 0] for kind in StatementLineKind}
+                    for cells in reader:
+                        yield _column_batch(cells, columns, account=account, totals=totals)
+                except pa.ArrowInvalid as exc:
+                    raise sc.unsuitable(str(exc).splitlines()[0][:200]) from None
+                if body.quoted:
+                    raise sc.unsuitable("a quoted cell")
+                footer = body.rest().decode(BILL_ENCODING)
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
+            raise StatementFormatError(f"the ZIP entry is damaged ({type(exc).__name__})") from None
+        except UnicodeDecodeError:
+            raise StatementFormatError("the detail file is not GBK text") from None
+    lines = [stripped for line in footer.splitlines() if (stripped := line.strip())]
+    if not lines or LIST_END not in lines[0]:
+        raise sc.unsuitable(f"no {LIST_END} marker right after the rows")
+    _check_footer([line for line in lines if line.startswith("#")], totals)
+
+
+class _Body(io.RawIOBase):
+    """The entry's bytes up to the first line that starts with `#` (the footer), which `rest()` returns."""
+
+    def __init__(self, entry: IO[bytes]) -> None:
+        self.entry = entry
+        # A line end before the first byte: a footer right after the header is found as "\n#" too.
+        self.pending = b"\n"
+        self.ready = b""
+        self.tail = b""
+        self.ended = False
+        self.quoted = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self.ready and not self.ended:
+            chunk = self.entry.read(1 << 20)
+            data = self.pending + chunk
+            self.pending = b""
+            if not chunk:
+                self.ready, self.ended = data, True
+            elif (at := data.find(b"\n#")) >= 0:
+                # GBK's trail bytes are 0x40 and above: a byte 0x23 is always "#".
+                self.ready, self.tail, self.ended = data[:at + 1], data[at + 1:], True
+            else:
+                # The last byte waits: a line end split across chunks would hide "\n#".
+                self.ready, self.pending = data[:-1], data[-1:]
+            self.quoted = self.quoted or b'"' in self.ready
+        size = min(len(buffer), len(self.ready))
+        buffer[:size] = self.ready[:size]
+        self.ready = self.ready[size:]
+        return size
+
+    def rest(self) -> bytes:
+        return self.tail + self.entry.read()
+
+
+def _column_batch(cells: Any, columns: dict[str, int], *, account: str,
+                  totals: dict[StatementLineKind, list[int]]) -> Any:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from payments.gateways import statement_columns as sc
+
+    def cell(name: str) -> Any:
+        return cells.column(columns[name])
+
+    length = cells.num_rows
+    kind_cells = cell(COL_KIND)
+    payment_mask = pc.is_in(kind_cells, value_set=_KIND_VARIANTS[StatementLineKind.PAYMENT])
+    refund_mask = pc.is_in(kind_cells, value_set=_KIND_VARIANTS[StatementLineKind.REFUND])
+    sc.require(pc.or_(payment_mask, refund_mask), f"a {COL_KIND} other than 交易 and 退款")
+    if account and COL_MERCHANT_PID in columns:
+        pids = sc.identifiers(sc.ascii_text(cell(COL_MERCHANT_PID), COL_MERCHANT_PID), COL_MERCHANT_PID)
+        sc.require(pc.or_(pc.equal(pids, ""), pc.equal(pids, account)), f"a {COL_MERCHANT_PID} not ours")
+
+    def amounts(name: str) -> Any:
+        text = sc.stripped(sc.ascii_text(cell(name), name))
+        # An empty amount cell is 0, as in the line parser.
+        return sc.scaled(pc.if_else(pc.equal(text, ""), "0", text), pattern=_YUAN_PATTERN, places=2, what=name)
+
+    amount = pc.abs(amounts(COL_ORDER_AMOUNT))
+    received = amounts(COL_MERCHANT_RECEIVED)
+    fee_at = columns.get(COL_FEE)
+    fee = pc.abs(amounts(COL_FEE)) if fee_at is not None else pa.repeat(pa.scalar(0, pa.int64()), length)
+    refund_no_name = next((name for name in COL_REFUND_NO if name in columns), None)
+    empty = sc.constant("", length)
+    refund_no = (sc.identifiers(sc.ascii_text(cell(refund_no_name), refund_no_name), refund_no_name)
+                 if refund_no_name else empty)
+    for kind, mask in ((StatementLineKind.PAYMENT, payment_mask), (StatementLineKind.REFUND, refund_mask)):
+        totals[kind][0] += pc.sum(pc.cast(mask, pa.int64())).as_py() or 0
+        totals[kind][1] += pc.sum(pc.if_else(mask, received, 0)).as_py() or 0
+    return sc.batch({
+        "kind": pc.if_else(refund_mask, StatementLineKind.REFUND.value, StatementLineKind.PAYMENT.value),
+        "out_trade_no": sc.identifiers(sc.ascii_text(cell(COL_OUT_TRADE_NO), COL_OUT_TRADE_NO), COL_OUT_TRADE_NO),
+        "out_refund_no": pc.if_else(refund_mask, refund_no, empty),
+        "gateway_trade_no": sc.identifiers(sc.ascii_text(cell(COL_TRADE_NO), COL_TRADE_NO), COL_TRADE_NO),
+        "gateway_refund_id": empty,
+        "amount_minor": amount,
+        "fee_minor": pc.if_else(refund_mask, pc.negate(fee), fee),
+        "currency": sc.constant("CNY", length),
+        "occurred_at": sc.beijing_times(sc.stripped(sc.ascii_text(cell(COL_FINISHED_AT), COL_FINISHED_AT)),
+                                        what=COL_FINISHED_AT),
+        "bill_status": empty,
+    })

@@ -77,7 +77,12 @@ from payments.gateways.wechatpay.signing import (
     load_public_key,
     new_nonce,
 )
-from payments.gateways.wechatpay.statements import GZIP_MAGIC, check_bill, parse_trade_bill
+from payments.gateways.wechatpay.statements import (
+    GZIP_MAGIC,
+    check_bill,
+    parse_trade_bill,
+    trade_bill_columns,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -560,6 +565,11 @@ class WechatPayGateway(Gateway):
         """
         with statement.open() as stream:
             yield from parse_trade_bill(stream, mchid=self.mchid)
+
+    def statement_columns(self, statement: StatementFile) -> Iterator[Any]:
+        """The same lines in bulk (payments.gateways.statement_columns); plain bills only."""
+        with statement.open() as stream:
+            yield from trade_bill_columns(stream, mchid=self.mchid)
 
 
 # -- helpers ------------------------------------------------------------------

@@ -25,7 +25,7 @@ import zlib
 from collections.abc import Generator, Iterator, Mapping
 from datetime import datetime
 from decimal import ROUND_HALF_UP, Decimal
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 from payments.exceptions import StatementFormatError, StatementIntegrityError, StatementTotalsMismatch
 from payments.gateways.base import StatementLine, StatementLineKind
@@ -378,3 +378,173 @@ def _check_summary(header: str, row: str, *, count: int, sums: Mapping[str, int]
             matches = stated == computed.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
         if not matches:
             raise StatementTotalsMismatch(f"{total_name} says {stated}; the {column} column sums to {computed}")
+
+
+# -- the same bill in bulk -------------------------------------------------------------
+
+_SUMMARY_START = re.compile(rb"\n[^`\r\n]")
+_AMOUNT_PATTERN = r"^-?[0-9]{1,15}(\.[0-9]{1,8})?$"
+
+
+def trade_bill_columns(stream: BinaryIO, *, mchid: str) -> Iterator[Any]:
+    """The bill's lines as column batches (payments.gateways.statement_columns), the summary checked at the end.
+
+    The same lines as parse_trade_bill for a bill of the plain shape (no
+    backtick inside a cell, no blank line among the rows); StatementFormatError
+    for anything else, which parse_trade_bill then reads and judges.
+
+    Arrow's reader splits on one character, so the rows are split on the
+    backtick: every row then starts with an empty cell, and every cell but
+    the last ends with the comma of the ",`" that followed it, which is
+    checked and dropped.
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pa_csv
+
+    from payments.gateways import statement_columns as sc
+
+    with _uncompressed(stream) as content:
+        try:
+            header = b""
+            while not header.strip():
+                header = content.readline()
+                if not header:
+                    raise StatementFormatError("the bill does not start with its header row")
+            text = header.decode("utf-8").removeprefix(BOM).rstrip("\r\n")
+            if text.startswith(FIELD_MARK):
+                raise StatementFormatError("the bill does not start with its header row")
+            names = _names(text, "detail header")
+            missing = [name for name in REQUIRED_COLUMNS if name not in names]
+            if missing:
+                raise StatementFormatError(f"missing columns: {', '.join(missing)}")
+            columns = {name: index + 1 for index, name in enumerate(names)}
+            pieces = [f"c{index}" for index in range(len(names) + 1)]
+            try:
+                body = _DetailBody(content)
+                reader = pa_csv.open_csv(
+                    io.BufferedReader(body, 1 << 20),
+                    read_options=pa_csv.ReadOptions(column_names=pieces, block_size=1 << 20),
+                    parse_options=pa_csv.ParseOptions(delimiter=FIELD_MARK, quote_char=False, newlines_in_values=False),
+                    convert_options=pa_csv.ConvertOptions(column_types=dict.fromkeys(pieces, pa.string())))
+                summed = [name for name in SUMMARY_SUMS.values() if name in columns]
+                sums = dict.fromkeys(summed, 0)
+                count = 0
+                for cells in reader:
+                    count += cells.num_rows
+                    yield _column_batch(cells, columns, mchid=mchid, sums=sums)
+            except pa.ArrowInvalid as exc:
+                raise sc.unsuitable(str(exc).splitlines()[0][:200]) from None
+            rest = [line for line in _lines(iter(body.rest().decode("utf-8").splitlines())) if line]
+        except UnicodeDecodeError:
+            raise StatementFormatError("the bill is not UTF-8 text") from None
+        except (OSError, EOFError, zlib.error) as exc:
+            raise StatementFormatError(f"the bill does not gunzip ({type(exc).__name__})") from None
+    if len(rest) != 2 or rest[0].startswith(FIELD_MARK) or not rest[1].startswith(FIELD_MARK):
+        raise sc.unsuitable("no summary header and one summary row right after the rows")
+    _check_summary(rest[0], rest[1], count=count, sums=sums)
+
+
+class _DetailBody(io.RawIOBase):
+    """The detail rows' bytes, up to the first line that does not start with a backtick; `rest()` is the summary."""
+
+    def __init__(self, content: BinaryIO) -> None:
+        self.content = content
+        # A line end before the first row: a summary right after the header is found as well.
+        self.pending = b"\n"
+        self.ready = b""
+        self.tail = b""
+        self.ended = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self.ready and not self.ended:
+            chunk = self.content.read(1 << 20)
+            data = self.pending + chunk
+            self.pending = b""
+            if not chunk:
+                self.ready, self.ended = data, True
+            elif found := _SUMMARY_START.search(data):
+                self.ready, self.tail, self.ended = data[:found.start() + 1], data[found.start() + 1:], True
+            else:
+                # The last line waits from its line end on: every pattern looked for lies within a line
+                # and its line end before.
+                cut = max(data.rfind(b"\n"), 0)
+                self.ready, self.pending = data[:cut], data[cut:]
+        size = min(len(buffer), len(self.ready))
+        buffer[:size] = self.ready[:size]
+        self.ready = self.ready[size:]
+        return size
+
+    def rest(self) -> bytes:
+        return self.tail + self.content.read()
+
+
+def _column_batch(cells: Any, columns: dict[str, int], *, mchid: str, sums: dict[str, int]) -> Any:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from payments.gateways import statement_columns as sc
+
+    # A backtick inside a cell would shift the cells: every piece but the
+    # first (empty: the row's own backtick) and the last must end with the
+    # comma of a ",`".
+    last = cells.num_columns - 1
+    sc.require(pc.equal(cells.column(0), ""), "a row that does not start with a backtick")
+    for index in range(1, last):
+        sc.require(pc.ends_with(cells.column(index), ","), "a backtick inside a cell")
+    texts: dict[str, Any] = {}
+    values: dict[str, Any] = {}
+
+    def text(name: str) -> Any:
+        if name not in texts:
+            index = columns[name]
+            texts[name] = cells.column(index) if index == last else pc.utf8_slice_codeunits(
+                cells.column(index), 0, -1)
+        return texts[name]
+
+    def amounts(name: str) -> Any:
+        if name not in values:
+            values[name] = sc.scaled(text(name), pattern=_AMOUNT_PATTERN, places=PLACES, what=name)
+        return values[name]
+
+    length = cells.num_rows
+    sc.require(pc.equal(text(COL_MCHID), mchid), f"a {COL_MCHID} not ours")
+    for name in sums:
+        sums[name] += pc.sum(amounts(name)).as_py() or 0
+    state = text(COL_STATE)
+    refund = pc.equal(state, STATE_REFUND)
+    sc.require(pc.or_(refund, pc.equal(state, STATE_PAYMENT)), f"a {COL_STATE} other than SUCCESS and REFUND")
+    empty = sc.constant("", length)
+    payment_amount = amounts(COL_ORDER_AMOUNT if COL_ORDER_AMOUNT in columns else COL_SETTLEMENT_AMOUNT)
+    if pc.any(refund).as_py():
+        if not all(name in columns for name in REFUND_COLUMNS):
+            raise sc.unsuitable("a refund row without the refund columns")
+        refund_amount = amounts(COL_REFUND_REQUESTED if COL_REFUND_REQUESTED in columns else COL_REFUND_AMOUNT)
+        value = pc.if_else(refund, refund_amount, payment_amount)
+        out_refund_no = pc.if_else(refund, text(COL_OUT_REFUND_NO), empty)
+        refund_id = pc.if_else(refund, text(COL_REFUND_ID), empty)
+        status = (pc.if_else(refund, text(COL_REFUND_STATUS), state) if COL_REFUND_STATUS in columns
+                  else pc.if_else(refund, empty, state))
+    else:
+        value, out_refund_no, refund_id, status = payment_amount, empty, empty, state
+    magnitude = pc.abs(value)
+    per_fen = pa.scalar(_PER_FEN, pa.int64())
+    fen = pc.divide(magnitude, per_fen)
+    sc.require(pc.equal(pc.multiply(fen, per_fen), magnitude), "an amount that is not a whole number of fen")
+    fee = amounts(COL_FEE)
+    # Half up on the absolute value, the sign kept (round_fee_to_fen).
+    fee_fen = pc.divide(pc.add(pc.abs(fee), _PER_FEN // 2), per_fen)
+    return sc.batch({
+        "kind": pc.if_else(refund, StatementLineKind.REFUND.value, StatementLineKind.PAYMENT.value),
+        "out_trade_no": text(COL_OUT_TRADE_NO),
+        "out_refund_no": out_refund_no,
+        "gateway_trade_no": text(COL_TRANSACTION_ID),
+        "gateway_refund_id": refund_id,
+        "amount_minor": fen,
+        "fee_minor": pc.if_else(pc.less(fee, 0), pc.negate(fee_fen), fee_fen),
+        "currency": text(COL_CURRENCY),
+        "occurred_at": sc.beijing_times(text(COL_TIME), what=COL_TIME, required=True),
+        "bill_status": status,
+    })

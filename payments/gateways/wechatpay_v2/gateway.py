@@ -52,7 +52,7 @@ from payments.gateways.base import (
     TradeState,
 )
 from payments.gateways.wechatpay.formats import OUT_REFUND_NO, OUT_TRADE_NO, check_fen
-from payments.gateways.wechatpay.statements import parse_trade_bill
+from payments.gateways.wechatpay.statements import parse_trade_bill, trade_bill_columns
 from payments.gateways.wechatpay_v2 import endpoints
 from payments.gateways.wechatpay_v2.client import (
     ApiClient,
@@ -332,6 +332,11 @@ class WechatPayV2Gateway(Gateway):
         """The bill's payment and refund lines: the v3 parser, the file being the same (§6.9)."""
         with statement.open() as stream:
             yield from parse_trade_bill(stream, mchid=self.mchid)
+
+    def statement_columns(self, statement: StatementFile) -> Iterator[Any]:
+        """The same lines in bulk: the v3 bulk reader (payments.gateways.statement_columns)."""
+        with statement.open() as stream:
+            yield from trade_bill_columns(stream, mchid=self.mchid)
 
 
 # -- helpers ------------------------------------------------------------------
