@@ -18,6 +18,10 @@ Imported only when a bill is read (pyarrow is a large import).
 """
 from __future__ import annotations
 
+import io
+import re
+from typing import IO, Any
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -113,3 +117,47 @@ def constant(value: str, length: int) -> pa.Array:
 def batch(columns: dict[str, pa.Array]) -> pa.RecordBatch:
     """A record batch in SCHEMA's order and types."""
     return pa.RecordBatch.from_arrays([columns[name] for name in SCHEMA.names], schema=SCHEMA)
+
+
+class RowsUntil(io.RawIOBase):
+    """A bill's bytes up to the first line that `end` matches (a pattern starting with a line end).
+
+    What follows is the footer, which `rest()` returns. `watch` is a byte
+    the rows must not hold; `watched` says whether they did.
+    """
+
+    def __init__(self, stream: IO[bytes], end: re.Pattern[bytes], *, watch: bytes = b"") -> None:
+        self.stream = stream
+        self.end = end
+        self.watch = watch
+        self.watched = False
+        # A line end before the first byte: a footer right after the header is found too.
+        self.pending = b"\n"
+        self.ready = b""
+        self.tail = b""
+        self.ended = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self.ready and not self.ended:
+            chunk = self.stream.read(1 << 20)
+            data = self.pending + chunk
+            self.pending = b""
+            if not chunk:
+                self.ready, self.ended = data, True
+            elif found := self.end.search(data):
+                self.ready, self.tail, self.ended = data[:found.start() + 1], data[found.start() + 1:], True
+            else:
+                # The last line waits from its line end on, so that no line is looked at in two halves.
+                cut = max(data.rfind(b"\n"), 0)
+                self.ready, self.pending = data[:cut], data[cut:]
+            self.watched = self.watched or bool(self.watch and self.watch in self.ready)
+        size = min(len(buffer), len(self.ready))
+        buffer[:size] = self.ready[:size]
+        self.ready = self.ready[size:]
+        return size
+
+    def rest(self) -> bytes:
+        return self.tail + self.stream.read()

@@ -20,7 +20,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator, Mapping
 from datetime import datetime
-from typing import IO, Any, BinaryIO
+from typing import Any, BinaryIO
 
 from payments.exceptions import StatementFormatError, StatementTotalsMismatch
 from payments.gateways.alipay.formats import parse_bill_time, yuan_to_fen
@@ -324,6 +324,8 @@ def _check_footer(footer: list[str], totals: dict[StatementLineKind, list[int]])
 
 # The kind cells as bytes, bare or padded with Alipay's TAB (other padding is left to the parser).
 _KIND_CELLS = {StatementLineKind.PAYMENT: "交易", StatementLineKind.REFUND: "退款"}
+# GBK's trail bytes are 0x40 and above: a byte 0x23 is always "#".
+_FOOTER_START = re.compile(rb"\n#")
 _YUAN_PATTERN = r"^-?(0|[1-9][0-9]*)(\.[0-9]{1,2})?$"
 
 
@@ -371,7 +373,7 @@ def trade_bill_columns(stream: BinaryIO, *, account: str = "") -> Iterator[Any]:
                     raise sc.unsuitable("an empty list")
                 columns = _columns(header)
                 try:
-                    body = _Body(entry)
+                    body = sc.RowsUntil(entry, _FOOTER_START, watch=b'"')
                     reader = pa_csv.open_csv(
                         io.BufferedReader(body, 1 << 20),
                         read_options=pa_csv.ReadOptions(column_names=[f"c{index}" for index in range(len(columns))],
@@ -384,7 +386,7 @@ def trade_bill_columns(stream: BinaryIO, *, account: str = "") -> Iterator[Any]:
                         yield _column_batch(cells, columns, account=account, totals=totals)
                 except pa.ArrowInvalid as exc:
                     raise sc.unsuitable(str(exc).splitlines()[0][:200]) from None
-                if body.quoted:
+                if body.watched:
                     raise sc.unsuitable("a quoted cell")
                 footer = body.rest().decode(BILL_ENCODING)
         except (zipfile.BadZipFile, zlib.error, EOFError) as exc:
@@ -395,44 +397,6 @@ def trade_bill_columns(stream: BinaryIO, *, account: str = "") -> Iterator[Any]:
     if not lines or LIST_END not in lines[0]:
         raise sc.unsuitable(f"no {LIST_END} marker right after the rows")
     _check_footer([line for line in lines if line.startswith("#")], totals)
-
-
-class _Body(io.RawIOBase):
-    """The entry's bytes up to the first line that starts with `#` (the footer), which `rest()` returns."""
-
-    def __init__(self, entry: IO[bytes]) -> None:
-        self.entry = entry
-        # A line end before the first byte: a footer right after the header is found as "\n#" too.
-        self.pending = b"\n"
-        self.ready = b""
-        self.tail = b""
-        self.ended = False
-        self.quoted = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self.ready and not self.ended:
-            chunk = self.entry.read(1 << 20)
-            data = self.pending + chunk
-            self.pending = b""
-            if not chunk:
-                self.ready, self.ended = data, True
-            elif (at := data.find(b"\n#")) >= 0:
-                # GBK's trail bytes are 0x40 and above: a byte 0x23 is always "#".
-                self.ready, self.tail, self.ended = data[:at + 1], data[at + 1:], True
-            else:
-                # The last byte waits: a line end split across chunks would hide "\n#".
-                self.ready, self.pending = data[:-1], data[-1:]
-            self.quoted = self.quoted or b'"' in self.ready
-        size = min(len(buffer), len(self.ready))
-        buffer[:size] = self.ready[:size]
-        self.ready = self.ready[size:]
-        return size
-
-    def rest(self) -> bytes:
-        return self.tail + self.entry.read()
 
 
 def _column_batch(cells: Any, columns: dict[str, int], *, account: str,

@@ -420,7 +420,7 @@ def trade_bill_columns(stream: BinaryIO, *, mchid: str) -> Iterator[Any]:
             columns = {name: index + 1 for index, name in enumerate(names)}
             pieces = [f"c{index}" for index in range(len(names) + 1)]
             try:
-                body = _DetailBody(content)
+                body = sc.RowsUntil(content, _SUMMARY_START)
                 reader = pa_csv.open_csv(
                     io.BufferedReader(body, 1 << 20),
                     read_options=pa_csv.ReadOptions(column_names=pieces, block_size=1 << 20),
@@ -442,43 +442,6 @@ def trade_bill_columns(stream: BinaryIO, *, mchid: str) -> Iterator[Any]:
     if len(rest) != 2 or rest[0].startswith(FIELD_MARK) or not rest[1].startswith(FIELD_MARK):
         raise sc.unsuitable("no summary header and one summary row right after the rows")
     _check_summary(rest[0], rest[1], count=count, sums=sums)
-
-
-class _DetailBody(io.RawIOBase):
-    """The detail rows' bytes, up to the first line that does not start with a backtick; `rest()` is the summary."""
-
-    def __init__(self, content: BinaryIO) -> None:
-        self.content = content
-        # A line end before the first row: a summary right after the header is found as well.
-        self.pending = b"\n"
-        self.ready = b""
-        self.tail = b""
-        self.ended = False
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        while not self.ready and not self.ended:
-            chunk = self.content.read(1 << 20)
-            data = self.pending + chunk
-            self.pending = b""
-            if not chunk:
-                self.ready, self.ended = data, True
-            elif found := _SUMMARY_START.search(data):
-                self.ready, self.tail, self.ended = data[:found.start() + 1], data[found.start() + 1:], True
-            else:
-                # The last line waits from its line end on: every pattern looked for lies within a line
-                # and its line end before.
-                cut = max(data.rfind(b"\n"), 0)
-                self.ready, self.pending = data[:cut], data[cut:]
-        size = min(len(buffer), len(self.ready))
-        buffer[:size] = self.ready[:size]
-        self.ready = self.ready[size:]
-        return size
-
-    def rest(self) -> bytes:
-        return self.tail + self.content.read()
 
 
 def _column_batch(cells: Any, columns: dict[str, int], *, mchid: str, sums: dict[str, int]) -> Any:
