@@ -32,8 +32,6 @@ COLUMNS = (
     "amount_minor", "fee_minor", "currency", "occurred_at", "bill_status",
 )  # fmt: skip
 BATCH = 5000
-_TEXT_COLUMNS = frozenset({"kind", "out_trade_no", "out_refund_no", "gateway_trade_no", "gateway_refund_id",
-                           "currency", "bill_status"})
 
 
 @dataclass
@@ -117,7 +115,8 @@ def _copy_batches(table: str, statement_id: int, batches: Iterable[Any]) -> Load
     # server reads plain cells faster; "" is then an empty string, not NULL,
     # for every text column.
     options = pa_csv.WriteOptions(include_header=False, quoting_style="none", batch_size=4096)
-    texts = ", ".join(name for name in COLUMNS if name in _TEXT_COLUMNS)
+    texts = ", ".join(name for name in COLUMNS
+                      if StoredLine._meta.get_field(name).get_internal_type() == "CharField")
     number = 0
     with connection.cursor() as cursor:
         raw = cursor.cursor

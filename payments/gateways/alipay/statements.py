@@ -14,6 +14,7 @@ the rows once the last row has been yielded.
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import re
 import zipfile
@@ -329,18 +330,13 @@ _FOOTER_START = re.compile(rb"\n#")
 _YUAN_PATTERN = r"^-?(0|[1-9][0-9]*)(\.[0-9]{1,2})?$"
 
 
-class _KindVariants(dict):  # type: ignore[type-arg]
-    """kind -> an Arrow array of its cells' byte forms, built on first use (pyarrow loads only then)."""
+@functools.cache
+def _kind_cells(kind: StatementLineKind) -> Any:
+    """The kind's cells as bytes, bare and TAB-padded, as an Arrow array (built on first use: pyarrow loads late)."""
+    import pyarrow as pa
 
-    def __missing__(self, kind: StatementLineKind) -> Any:
-        import pyarrow as pa
-
-        word = _KIND_CELLS[kind].encode(BILL_ENCODING)
-        self[kind] = pa.array([word, word + b"\t"], pa.binary())
-        return self[kind]
-
-
-_KIND_VARIANTS = _KindVariants()
+    word = _KIND_CELLS[kind].encode(BILL_ENCODING)
+    return pa.array([word, word + b"\t"], pa.binary())
 
 
 def trade_bill_columns(stream: BinaryIO, *, account: str = "") -> Iterator[Any]:
@@ -411,8 +407,8 @@ def _column_batch(cells: Any, columns: dict[str, int], *, account: str,
 
     length = cells.num_rows
     kind_cells = cell(COL_KIND)
-    payment_mask = pc.is_in(kind_cells, value_set=_KIND_VARIANTS[StatementLineKind.PAYMENT])
-    refund_mask = pc.is_in(kind_cells, value_set=_KIND_VARIANTS[StatementLineKind.REFUND])
+    payment_mask = pc.is_in(kind_cells, value_set=_kind_cells(StatementLineKind.PAYMENT))
+    refund_mask = pc.is_in(kind_cells, value_set=_kind_cells(StatementLineKind.REFUND))
     sc.require(pc.or_(payment_mask, refund_mask), f"a {COL_KIND} other than 交易 and 退款")
     if account and COL_MERCHANT_PID in columns:
         pids = sc.identifiers(sc.ascii_text(cell(COL_MERCHANT_PID), COL_MERCHANT_PID), COL_MERCHANT_PID)
