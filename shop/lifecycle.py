@@ -71,8 +71,13 @@ class Lifecycle(Generic[Row]):
             update_fields.append(name)
         self._write(row, update_fields)
         self.record(row, actor=actor, reason=reason, from_status=current, **event_fields)
-        logger.info("%s %s: %s → %s (%s)", self.subject, self.reference(row), current, to_status, reason)
+        self.log_move(self.subject, self.reference(row), current, to_status, reason)
         return True
+
+    @staticmethod
+    def log_move(subject: str, reference: str, from_status: str, to_status: str, reason: str) -> None:
+        """The log line of one move; also for a move written by a hand-composed statement."""
+        logger.info("%s %s: %s → %s (%s)", subject, reference, from_status, to_status, reason)
 
     @staticmethod
     def _write(row: Row, update_fields: list[str]) -> None:
@@ -158,7 +163,7 @@ class Lifecycle(Generic[Row]):
         for name, value in changes.items():
             setattr(row, name, value)
         self.record(row, actor=actor, reason=reason, from_status=from_status, **event_fields)
-        logger.info("%s %s: %s → %s (%s)", self.subject, self.reference(row), from_status, to_status, reason)
+        self.log_move(self.subject, self.reference(row), from_status, to_status, reason)
         return True
 
     def record(

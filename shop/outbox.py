@@ -79,15 +79,30 @@ def outbox_enqueue_many(intents: Iterable[Intent]) -> list[OutboxMessage]:
     now = timezone.now()
     rows = [
         OutboxMessage(task=intent.task, args=list(intent.args), kwargs=dict(intent.kwargs), created_at=now,
-                      due_at=now + _lease())
+                      due_at=outbox_due_at(now))
         for intent in intents
     ]
     if not rows:
         return []
     OutboxMessage.objects.bulk_create(rows)
-    deliveries = [_Delivery(row.pk, row.task, row.args, row.kwargs) for row in rows]
-    transaction.on_commit(partial(_relay, deliveries), robust=not _propagates())
+    outbox_written([(row.pk, row.task, row.args, row.kwargs) for row in rows])
     return rows
+
+
+def outbox_written(rows: Iterable[tuple[int, str, list[Any], dict[str, Any]]]) -> None:
+    """Rows a caller wrote with its own statement (pk, task, args, kwargs): relayed after its commit.
+
+    For a hand-composed statement that inserts outbox rows itself
+    (`outbox_due_at` gives their due time); they are then handed to Celery
+    exactly as `outbox_enqueue`'s are.
+    """
+    deliveries = [_Delivery(*row) for row in rows]
+    transaction.on_commit(partial(_relay, deliveries), robust=not _propagates())
+
+
+def outbox_due_at(now: datetime) -> datetime:
+    """When a row written at `now` is due for the periodic relay unless its delivery completes first."""
+    return now + _lease()
 
 
 def outbox_relay_due(*, now: datetime | None = None, limit: int = 500) -> int:
