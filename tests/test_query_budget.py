@@ -39,8 +39,10 @@ from tests.refunds.factories import apply_for_refund, paid_order
 from tests.shop.factories import SkuFactory, UserFactory
 
 # Statements and commits of each path. Change only with a reason.
-NOTIFICATION = (7, 1)
-DUPLICATE_NOTIFICATION = (3, 1)
+# A notification's common case is one statement (notification_statement.py);
+# a duplicate is that statement, which writes nothing, then the inbox's path.
+NOTIFICATION = (1, 1)
+DUPLICATE_NOTIFICATION = (4, 2)
 CHECKOUT = (8, 2)
 PAYMENT_START = (8, 2)
 REFUND_NOTIFICATION = (19, 1)
@@ -159,8 +161,12 @@ class TestNotification:
 
     def test_a_notification_that_fails_to_apply_is_still_stored(self, client, real_gateways, handed_to_broker,
                                                                 monkeypatch):
-        """One transaction does not cost the raw-first inbox: the failure is stored, unclaimed."""
-        from payments.services import inbox
+        """One transaction does not cost the raw-first inbox: the failure is stored, unclaimed.
+
+        The one statement fails (a database error: it is atomic and writes
+        nothing), then the inbox's own path fails while applying.
+        """
+        from payments.services import inbox, notification_statement
 
         def broken(*args, **kwargs):
             raise RuntimeError("the database went away")
@@ -170,6 +176,8 @@ class TestNotification:
 
         with monkeypatch.context() as patched:
             patched.setattr(inbox, "trade_state_apply", broken)
+            patched.setattr(notification_statement, "_statement",
+                            lambda: ("INSERT INTO payments_payment (id) VALUES (NULL)", {}))
             response = post_alipay(client, body)
 
         assert response.status_code == 503

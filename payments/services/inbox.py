@@ -12,6 +12,11 @@ outcome is recorded there (`notification_outcome_record`, the one outcome
 writer). What a handler refuses, and what fails, is recorded here, and
 here the one metric is counted.
 
+The common case, a fresh success for an open attempt of an order awaiting
+payment, is one statement on PostgreSQL (notification_statement.py): one
+round trip, which writes what the path below writes. Anything else, and
+SQLite, takes that path.
+
 A fresh notification costs one transaction and one commit: its claim is the
 INSERT that stores it (`notification_claim`, skipping a key a copy holds),
 and the payment and order locked together, their moves and events, the
@@ -54,6 +59,7 @@ from payments.gateways import get_gateway
 from payments.gateways.base import Acknowledgement, Gateway, RawNotification, TradeState, TradeStatus
 from payments.lock_objects import payment_and_order_for_update_by_number
 from payments.models import GatewayNotification, NotificationKind, NotificationOutcome, Payment, PaymentStatus
+from payments.services.notification_statement import payment_notification_apply_in_one_statement
 from payments.services.trade_state import trade_state_apply
 from shop.actors import Actor
 from shop.claims import row_insert_unless_taken
@@ -66,6 +72,10 @@ logger = logging.getLogger(__name__)
 # else is a failure.
 NotificationHandler = Callable[[GatewayNotification, Gateway, RawNotification], str]
 _HANDLERS: dict[str, NotificationHandler] = {}
+# The common case of a kind in one statement (notification_statement.py):
+# the outcome, or None when it wrote nothing and the handler decides.
+OneStatement = Callable[[GatewayNotification, Gateway, RawNotification], str | None]
+_ONE_STATEMENT: dict[str, OneStatement] = {NotificationKind.PAYMENT: payment_notification_apply_in_one_statement}
 
 
 def notification_handler_register(kind: str, handler: NotificationHandler) -> None:
@@ -231,9 +241,12 @@ def _process(notification: GatewayNotification, *, gateway: Gateway) -> Acknowle
     fresh = notification.pk is None
     # The adapter reads what is kept, on a first read as on a replay.
     raw = notification_raw(notification)
+    one_statement = _ONE_STATEMENT.get(notification.kind) if fresh else None
     try:
-        with transaction.atomic():
-            outcome = handler(notification, gateway, raw)
+        outcome = one_statement(notification, gateway, raw) if one_statement else None
+        if outcome is None:
+            with transaction.atomic():
+                outcome = handler(notification, gateway, raw)
     except InvalidNotification as exc:
         _refused(notification, detail=exc.reason, verified=False, fresh=fresh)
         logger.warning("%s %s notification #%s rejected: %s", notification.gateway, notification.kind,
