@@ -8,6 +8,9 @@ commit, call, then apply the answer in a new short transaction.
     attempts.py      payment_start: a new attempt, and the superseded ones closed
     inbox.py         notifications stored raw, verified, claimed once, applied,
                      each kind by its registered handler
+    notification_statement.py
+                     a payment notification's common case in one statement
+                     (PostgreSQL), writing what inbox.py's path writes
     sync.py          payment_sync (a query), payment_close_at_gateway, and the
                      janitor's sweep of open attempts (lost notifications)
     trade_state.py   how a verified trade state changes the attempt and its order

@@ -21,8 +21,9 @@ from django.utils import timezone
 from orders.models import Order, OrderEvent, OrderStatus
 from payments.gateways.base import PayMethod
 from payments.models import GatewayNotification, NotificationOutcome, Payment, PaymentEvent, PaymentStatus
-from payments.services import inbox
+from payments.services import inbox, payment_apply_notification
 from shop.models import OutboxMessage
+from tests.concurrency import run_in_parallel
 from tests.orders.factories import place_order
 from tests.payments.factories import start_payment
 from tests.test_query_budget import (
@@ -182,3 +183,21 @@ def test_a_payment_already_succeeded_is_left_to_the_inbox(client, real_gateways,
     assert one_statement == [None]
     assert GatewayNotification.objects.get().outcome == NotificationOutcome.UNCHANGED
 
+
+
+@pytest.mark.django_db(transaction=True)
+def test_thirty_copies_at_once_one_applied_by_the_statement_the_rest_duplicates(fake_gateway, one_statement):
+    """Outside any transaction, as in production: the copies wait on the row locks, then leave it to the inbox."""
+    payment, _ = start_payment()
+    fake_gateway.pay(payment.out_trade_no)
+    raw = fake_gateway.notification(payment.out_trade_no)
+
+    results = run_in_parallel(lambda i: payment_apply_notification(gateway_code="fake", raw=raw), 30)
+
+    assert [kind for kind, _ in results] == ["ok"] * 30
+    assert (one_statement.count(NotificationOutcome.APPLIED), one_statement.count(None)) == (1, 29)
+    outcomes = sorted(GatewayNotification.objects.values_list("outcome", flat=True))
+    assert outcomes == [NotificationOutcome.APPLIED] + [NotificationOutcome.DUPLICATE] * 29
+    assert PaymentEvent.objects.filter(payment=payment, to_status=PaymentStatus.SUCCEEDED).count() == 1
+    assert OrderEvent.objects.filter(order_id=payment.order_id, to_status=OrderStatus.PAID).count() == 1
+    assert OutboxMessage.objects.count() == 1
